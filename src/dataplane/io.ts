@@ -1,0 +1,100 @@
+/**
+ * The data plane's two kernel-facing devices, as batched interfaces.
+ *
+ * Both move packets through a reusable {@link PacketBatch}: one contiguous buffer split into
+ * fixed-size slots, with parallel typed arrays for each packet's offset, length and underlay
+ * address. Nothing is allocated per packet; the forwarder edits offsets and headers in place.
+ */
+
+/** A reusable set of packet slots. Slot i occupies buf[i*slotSize, (i+1)*slotSize). */
+export class PacketBatch {
+  readonly buf: Buffer;
+  /** Start of packet i inside {@link buf}. */
+  readonly offsets: Uint32Array;
+  /** Length of packet i in bytes. */
+  readonly lengths: Uint32Array;
+  /**
+   * Underlay IPv4 address of packet i as an unsigned 32-bit integer (network order value, i.e.
+   * 10.0.0.1 = 0x0a000001): the sender after a receive, the destination before a send.
+   */
+  readonly addrs: Uint32Array;
+  /** Underlay UDP port of packet i: source after a receive, destination before a send. */
+  readonly ports: Uint16Array;
+  /** Number of valid entries. */
+  count = 0;
+
+  constructor(
+    readonly capacity: number,
+    readonly slotSize: number,
+  ) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`batch capacity ${capacity}`);
+    if (!Number.isInteger(slotSize) || slotSize < 64) throw new RangeError(`batch slot size ${slotSize}`);
+    this.buf = Buffer.alloc(capacity * slotSize);
+    this.offsets = new Uint32Array(capacity);
+    this.lengths = new Uint32Array(capacity);
+    this.addrs = new Uint32Array(capacity);
+    this.ports = new Uint16Array(capacity);
+  }
+
+  slotStart(i: number): number {
+    return i * this.slotSize;
+  }
+}
+
+/**
+ * A layer-3 TUN device opened with IFF_TUN | IFF_NO_PI: every read returns one IP packet.
+ * Reads and writes never block.
+ */
+export interface TunDevice {
+  readonly name: string;
+  /**
+   * Reads up to batch.capacity packets. Packet i is placed at slotStart(i) + headroom, so that a
+   * header of up to `headroom` bytes can later be written in front of it without a copy. Sets
+   * offsets, lengths and count; returns count (0 when nothing is waiting).
+   */
+  readBatch(batch: PacketBatch, headroom: number): number;
+  /**
+   * Writes packets 0..count-1 (offsets/lengths). Returns how many the kernel accepted; the rest
+   * were refused (queue full or invalid) and are the caller's to count as dropped.
+   */
+  writeBatch(batch: PacketBatch): number;
+  /** Calls `onReady` whenever the device has packets to read (level-triggered). */
+  onReadable(onReady: () => void): void;
+  close(): void;
+}
+
+/** An IPv4 UDP socket bound to the data-plane port. Sends and receives never block. */
+export interface UdpTransport {
+  readonly localAddress: string;
+  readonly localPort: number;
+  /**
+   * Receives up to batch.capacity datagrams, datagram i at slotStart(i). Sets offsets, lengths,
+   * addrs/ports (the sender) and count; returns count (0 when nothing is waiting).
+   */
+  recvBatch(batch: PacketBatch): number;
+  /**
+   * Sends packets 0..count-1 to addrs[i]:ports[i]. Returns how many were sent; the rest were
+   * refused (socket buffer full) and are the caller's to count as dropped.
+   */
+  sendBatch(batch: PacketBatch): number;
+  onReadable(onReady: () => void): void;
+  close(): void;
+}
+
+/** IPv4 dotted quad to the unsigned 32-bit value used in {@link PacketBatch.addrs}. */
+export function ipv4ToUint32(address: string): number {
+  const parts = address.split('.');
+  if (parts.length !== 4) throw new TypeError(`not an IPv4 address: ${address}`);
+  let value = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part)) throw new TypeError(`not an IPv4 address: ${address}`);
+    const octet = Number(part);
+    if (octet > 255) throw new TypeError(`not an IPv4 address: ${address}`);
+    value = value * 256 + octet;
+  }
+  return value >>> 0;
+}
+
+export function uint32ToIpv4(value: number): string {
+  return `${value >>> 24}.${(value >>> 16) & 0xff}.${(value >>> 8) & 0xff}.${value & 0xff}`;
+}
