@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs weft's system packages (Debian 12) and npm dependencies. Idempotent; needs root for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  iproute2 iputils-ping busybox-static iperf3 iptables tcpdump ethtool procps psmisc
+  python3 make g++
+)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing Debian packages (${missing[*]}); run as root to install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The native addon and raw-socket build against the installed Node's headers.
+if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-fund --no-audit
+fi

@@ -1,0 +1,47 @@
+import { request } from 'node:http';
+
+export class AgentUnreachableError extends Error {
+  override name = 'AgentUnreachableError';
+}
+
+/** GETs a JSON document from the agent's admin socket, with errors a person can act on. */
+export function getFromAgent(socketPath: string, path: string, timeoutMs = 5000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          reject(new AgentUnreachableError(`the agent sent a reply that is not JSON: ${text.slice(0, 200)}`));
+          return;
+        }
+        if (response.statusCode !== 200) {
+          const message = (body as { error?: string }).error ?? `HTTP ${response.statusCode}`;
+          reject(new AgentUnreachableError(`the agent answered with an error: ${message}`));
+          return;
+        }
+        resolve(body);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (error: NodeJS.ErrnoException) => reject(new AgentUnreachableError(explain(socketPath, error))));
+    req.end();
+  });
+}
+
+function explain(socketPath: string, error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case 'ENOENT':
+      return `the agent is not running: no admin socket at ${socketPath}`;
+    case 'ECONNREFUSED':
+      return `the agent is not running: nothing listens on ${socketPath} (a stale socket)`;
+    case 'EACCES':
+      return `permission denied on ${socketPath}: run as root`;
+    default:
+      return `cannot reach the agent on ${socketPath}: ${error.message}`;
+  }
+}

@@ -1,0 +1,110 @@
+import ipaddr from 'ipaddr.js';
+import { ipv4ToUint32, uint32ToIpv4 } from '../dataplane/io.js';
+import type { PeerRoute } from '../dataplane/route-table.js';
+import { GPE_DEFAULT_PORT, GPE_MAX_VNI } from '../wire/index.js';
+import { ConfigError, type StaticPeerFile } from './static-peers.js';
+
+export interface AgentConfig {
+  nodeName: string;
+  underlayAddress: string;
+  podCidrs: string[];
+  peers: PeerRoute[];
+  clusterCidr: string;
+  vni: number;
+  dataPort: number;
+  tunName: string;
+  bridgeName: string;
+  /** Overlay MTU; undefined means underlay MTU minus the encapsulation overhead. */
+  mtu: number | undefined;
+  adminSocket: string;
+  peersFile: string;
+}
+
+export interface AgentFlags {
+  peersFile?: string | undefined;
+  clusterCidr?: string | undefined;
+  vni?: string | undefined;
+  port?: string | undefined;
+  tun?: string | undefined;
+  bridge?: string | undefined;
+  mtu?: string | undefined;
+  adminSocket?: string | undefined;
+}
+
+export const defaults = {
+  clusterCidr: '10.32.0.0/12',
+  vni: 1,
+  dataPort: GPE_DEFAULT_PORT,
+  tunName: 'weft0',
+  bridgeName: 'weave',
+  adminSocket: '/run/weft/weft.sock',
+} as const;
+
+/** Combines command-line flags with the peer file, checking everything a person could get wrong. */
+export function buildAgentConfig(flags: AgentFlags, file: StaticPeerFile): AgentConfig {
+  const clusterCidr = flags.clusterCidr ?? defaults.clusterCidr;
+  const cluster = parseClusterCidr(clusterCidr);
+  const dataPort = parseInteger('--port', flags.port, defaults.dataPort, 1, 65535);
+  const config: AgentConfig = {
+    nodeName: file.node.name,
+    underlayAddress: file.node.underlayAddress,
+    podCidrs: file.node.podCidrs,
+    peers: file.peers.map((peer) => ({
+      name: peer.name,
+      underlayAddress: peer.underlayAddress,
+      port: peer.port ?? dataPort,
+      cidrs: peer.podCidrs,
+    })),
+    clusterCidr,
+    vni: parseInteger('--vni', flags.vni, defaults.vni, 0, GPE_MAX_VNI),
+    dataPort,
+    tunName: parseInterfaceName('--tun', flags.tun ?? defaults.tunName),
+    bridgeName: parseInterfaceName('--bridge', flags.bridge ?? defaults.bridgeName),
+    mtu: flags.mtu === undefined ? undefined : parseInteger('--mtu', flags.mtu, 0, 576, 9000),
+    adminSocket: flags.adminSocket ?? defaults.adminSocket,
+    peersFile: flags.peersFile ?? '',
+  };
+  const owners = [
+    { owner: `node ${config.nodeName}`, cidrs: config.podCidrs },
+    ...config.peers.map((p) => ({ owner: `peer ${p.name}`, cidrs: p.cidrs })),
+  ];
+  for (const { owner, cidrs } of owners) {
+    for (const cidr of cidrs) {
+      if (!ipaddr.parseCIDR(cidr)[0].match(cluster)) {
+        throw new ConfigError(`${owner}: pod range ${cidr} is outside the cluster range ${clusterCidr}`);
+      }
+    }
+  }
+  return config;
+}
+
+function parseClusterCidr(cidr: string): [ipaddr.IPv4, number] {
+  try {
+    const parsed = ipaddr.IPv4.parseCIDR(cidr);
+    if (ipaddr.IPv4.networkAddressFromCIDR(cidr).toString() !== parsed[0].toString()) throw new Error();
+    return parsed;
+  } catch {
+    throw new ConfigError(`--cluster-cidr ${cidr} must be an IPv4 network like 10.32.0.0/12 (no host bits set)`);
+  }
+}
+
+function parseInteger(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ConfigError(`${flag} ${value} must be a whole number from ${min} to ${max}`);
+  }
+  return Number(value);
+}
+
+function parseInterfaceName(flag: string, name: string): string {
+  if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(name)) {
+    throw new ConfigError(`${flag} ${name} must be an interface name of 1 to 15 letters, digits, '_', '.' or '-'`);
+  }
+  return name;
+}
+
+/** The bridge's own address in a pod range: the first usable address, as pods' default gateway. */
+export function gatewayOf(podCidr: string): { address: string; prefix: number } {
+  const [network, prefix] = ipaddr.IPv4.parseCIDR(podCidr);
+  return { address: uint32ToIpv4(ipv4ToUint32(network.toString()) + 1), prefix };
+}

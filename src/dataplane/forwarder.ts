@@ -1,0 +1,220 @@
+import { GPE_HEADER_LENGTH, NextProtocol, WireVerdict, checkGpeDatagram, writeGpeHeader } from '../wire/index.js';
+import { type DataplaneCounters, DropReason } from './counters.js';
+import { PacketBatch, type TunDevice, type UdpTransport } from './io.js';
+import { LOCAL, type RouteTable } from './route-table.js';
+
+export interface ForwarderOptions {
+  tun: TunDevice;
+  udp: UdpTransport;
+  routes: RouteTable;
+  counters: DataplaneCounters;
+  vni: number;
+  /** Largest inner packet that may be encapsulated: the overlay MTU. */
+  maxInnerSize: number;
+  /** Packets per read call (and per sendmmsg / recvmmsg). */
+  batchSize?: number;
+  /**
+   * Read batches drained per readiness callback before yielding to the event loop, so that one
+   * busy direction cannot starve the other or the control plane.
+   */
+  batchesPerWakeup?: number;
+}
+
+const DEFAULT_BATCH_SIZE = 64;
+const DEFAULT_BATCHES_PER_WAKEUP = 8;
+/** Room for the largest datagram we accept: anything longer is truncated by the kernel and dropped. */
+const SLOT_SIZE = 2048;
+const IPV4_MIN_HEADER = 20;
+
+/**
+ * The encapsulate/decapsulate loop. It makes no decisions of its own: the control plane hands it
+ * a {@link RouteTable} snapshot, and it applies it to batches of packets in both directions.
+ *
+ * TUN → lookup destination → write the GPE header into the headroom in front of the packet →
+ * sendmmsg. Socket → known sender? → valid GPE for our VNI? → inner source owned by that sender?
+ * → inner destination served here? → strip header (by moving the offset) → TUN.
+ */
+export class Forwarder {
+  private routes: RouteTable;
+  private readonly tun: TunDevice;
+  private readonly udp: UdpTransport;
+  private readonly counters: DataplaneCounters;
+  private readonly vni: number;
+  private readonly maxInnerSize: number;
+  private readonly batchesPerWakeup: number;
+  private readonly txBatch: PacketBatch;
+  private readonly rxBatch: PacketBatch;
+  /** Peer index of each packet in the batch being sent, for per-peer counters. */
+  private readonly txPeers: Int32Array;
+  private running = false;
+
+  constructor(options: ForwarderOptions) {
+    const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+    this.tun = options.tun;
+    this.udp = options.udp;
+    this.routes = options.routes;
+    this.counters = options.counters;
+    this.vni = options.vni;
+    this.maxInnerSize = options.maxInnerSize;
+    this.batchesPerWakeup = options.batchesPerWakeup ?? DEFAULT_BATCHES_PER_WAKEUP;
+    if (this.maxInnerSize + GPE_HEADER_LENGTH > SLOT_SIZE) {
+      throw new RangeError(`overlay MTU ${this.maxInnerSize} is larger than the data plane supports`);
+    }
+    this.txBatch = new PacketBatch(batchSize, SLOT_SIZE);
+    this.rxBatch = new PacketBatch(batchSize, SLOT_SIZE);
+    this.txPeers = new Int32Array(batchSize);
+  }
+
+  /** Swaps in a new route table; packets already in a batch finish with the old one. */
+  setRoutes(routes: RouteTable): void {
+    this.routes = routes;
+  }
+
+  get routeTable(): RouteTable {
+    return this.routes;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.tun.onReadable(() => this.pumpTun());
+    this.udp.onReadable(() => this.pumpUdp());
+  }
+
+  stop(): void {
+    this.running = false;
+  }
+
+  /** Moves pod packets from the TUN to their peers. Returns the number of packets read. */
+  pumpTun(): number {
+    let total = 0;
+    const batch = this.txBatch;
+    for (let round = 0; round < this.batchesPerWakeup && this.running; round++) {
+      const read = this.tun.readBatch(batch, GPE_HEADER_LENGTH);
+      if (read === 0) break;
+      total += read;
+      this.counters.tunReadBatch();
+      this.encapsulateBatch(batch, read);
+      if (read < batch.capacity) break;
+    }
+    return total;
+  }
+
+  /** Moves datagrams from the socket to local pods. Returns the number of datagrams received. */
+  pumpUdp(): number {
+    let total = 0;
+    const batch = this.rxBatch;
+    for (let round = 0; round < this.batchesPerWakeup && this.running; round++) {
+      const received = this.udp.recvBatch(batch);
+      if (received === 0) break;
+      total += received;
+      this.counters.udpRecvBatch();
+      this.decapsulateBatch(batch, received);
+      if (received < batch.capacity) break;
+    }
+    return total;
+  }
+
+  private encapsulateBatch(batch: PacketBatch, read: number): void {
+    const { buf, offsets, lengths, addrs, ports } = batch;
+    const routes = this.routes;
+    const counters = this.counters;
+    let out = 0;
+    for (let i = 0; i < read; i++) {
+      const offset = offsets[i] as number;
+      const length = lengths[i] as number;
+      // Zero marks a packet too large for the slot, which the device truncated.
+      if (length === 0 || length > this.maxInnerSize) {
+        counters.drop(DropReason.Oversize);
+        continue;
+      }
+      // Pod addressing is IPv4; an IPv6 or damaged packet from the kernel has nowhere to go.
+      if (length < IPV4_MIN_HEADER || (buf[offset] as number) >> 4 !== 4) {
+        counters.drop(DropReason.NoRoute);
+        continue;
+      }
+      const peer = routes.lookup(buf.readUInt32BE(offset + 16));
+      if (peer < 0) {
+        counters.drop(DropReason.NoRoute);
+        continue;
+      }
+      const start = offset - GPE_HEADER_LENGTH;
+      writeGpeHeader(buf, start, this.vni, NextProtocol.IPv4);
+      offsets[out] = start;
+      lengths[out] = length + GPE_HEADER_LENGTH;
+      addrs[out] = routes.peerAddrs[peer] as number;
+      ports[out] = routes.peerPorts[peer] as number;
+      this.txPeers[out] = peer;
+      out++;
+    }
+    if (out === 0) return;
+    batch.count = out;
+    const sent = this.udp.sendBatch(batch);
+    let bytes = 0;
+    for (let i = 0; i < out; i++) {
+      const innerLength = (lengths[i] as number) - GPE_HEADER_LENGTH;
+      routes.countTx(this.txPeers[i] as number, innerLength);
+      if (i < sent) bytes += innerLength;
+    }
+    counters.encapsulated(sent, bytes);
+    if (sent < out) counters.drop(DropReason.SendFailed, out - sent);
+  }
+
+  private decapsulateBatch(batch: PacketBatch, received: number): void {
+    const { buf, offsets, lengths, addrs } = batch;
+    const routes = this.routes;
+    const counters = this.counters;
+    let out = 0;
+    let bytes = 0;
+    for (let i = 0; i < received; i++) {
+      const offset = offsets[i] as number;
+      const length = lengths[i] as number;
+      const peer = routes.peerBySender(addrs[i] as number);
+      if (peer < 0) {
+        counters.drop(DropReason.UnknownSender);
+        continue;
+      }
+      // A zero length marks a datagram the kernel truncated: larger than any valid one.
+      const verdict = length === 0 ? WireVerdict.TooShort : checkGpeDatagram(buf, offset, length, this.vni);
+      if (verdict !== WireVerdict.Ok) {
+        counters.drop(verdict === WireVerdict.WrongVni ? DropReason.WrongVni : DropReason.Malformed);
+        continue;
+      }
+      const inner = offset + GPE_HEADER_LENGTH;
+      if ((buf[inner] as number) >> 4 !== 4) {
+        counters.drop(DropReason.NoRoute);
+        continue;
+      }
+      if (routes.lookup(buf.readUInt32BE(inner + 12)) !== peer) {
+        counters.drop(DropReason.SpoofedSource);
+        continue;
+      }
+      if (routes.lookup(buf.readUInt32BE(inner + 16)) !== LOCAL) {
+        counters.drop(DropReason.NoRoute);
+        continue;
+      }
+      if (buf[inner + 8] === 0) {
+        counters.drop(DropReason.TtlExpired);
+        continue;
+      }
+      // The IPv4 total length (already checked to fit) drops any padding after the packet.
+      const innerLength = buf.readUInt16BE(inner + 2);
+      offsets[out] = inner;
+      lengths[out] = innerLength;
+      routes.countRx(peer, innerLength);
+      bytes += innerLength;
+      out++;
+    }
+    if (out === 0) return;
+    batch.count = out;
+    const written = this.tun.writeBatch(batch);
+    if (written === out) {
+      counters.decapsulated(out, bytes);
+      return;
+    }
+    let writtenBytes = 0;
+    for (let i = 0; i < written; i++) writtenBytes += lengths[i] as number;
+    counters.decapsulated(written, writtenBytes);
+    counters.drop(DropReason.TunWriteFailed, out - written);
+  }
+}
