@@ -49,7 +49,9 @@ const options = {
 class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true; args: string[] }>>;
+  let parsed: ReturnType<
+    typeof parseArgs<{ options: typeof options; allowPositionals: true; args: string[] }>
+  >;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true });
   } catch (error) {
@@ -77,7 +79,8 @@ async function main(argv: string[]): Promise<number> {
 
 async function runAgent(values: Record<string, string | boolean | undefined>): Promise<number> {
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
-  if (!isLogLevel(logLevel)) throw new ConfigError(`--log-level ${logLevel} is not one of fatal|error|warn|info|debug|trace`);
+  if (!isLogLevel(logLevel))
+    throw new ConfigError(`--log-level ${logLevel} is not one of fatal|error|warn|info|debug|trace`);
   const flags: AgentFlags = {
     peersFile: values['peers-file'] as string | undefined,
     clusterCidr: values['cluster-cidr'] as string | undefined,
@@ -88,7 +91,8 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
     mtu: values.mtu as string | undefined,
     adminSocket: values['admin-socket'] as string | undefined,
   };
-  if (!flags.peersFile) throw new ConfigError('--peers-file is required (gossip discovery comes with the control plane)');
+  if (!flags.peersFile)
+    throw new ConfigError('--peers-file is required (gossip discovery comes with the control plane)');
   const peersFile = flags.peersFile;
   const config = buildAgentConfig(flags, await loadStaticPeerFile(peersFile));
   const log = createLogger(logLevel);
@@ -98,7 +102,9 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
   process.on('SIGHUP', () => {
     loadStaticPeerFile(peersFile)
       .then((file) => agent.updatePeers(buildAgentConfig(flags, file)))
-      .catch((error: unknown) => log.error({ err: error }, 'peer file reload failed; keeping the current peers'));
+      .catch((error: unknown) =>
+        log.error({ err: error }, 'peer file reload failed; keeping the current peers'),
+      );
   });
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string) => {

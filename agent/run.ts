@@ -1,13 +1,13 @@
 import { AdminServer } from '../src/api/admin-server.js';
-import { type StatusReport, peerTraffic } from '../src/api/status-report.js';
+import { peerTraffic, type StatusReport } from '../src/api/status-report.js';
 import { type AgentConfig, gatewayOf } from '../src/config/agent-config.js';
 import { DataplaneCounters } from '../src/dataplane/counters.js';
 import { Forwarder } from '../src/dataplane/forwarder.js';
 import { KernelTun } from '../src/dataplane/kernel-tun.js';
 import { KernelUdp } from '../src/dataplane/kernel-udp.js';
 import { RouteTable, type RouteTableSpec } from '../src/dataplane/route-table.js';
+import { ensureRoute, NodePlumbing } from '../src/plumbing/index.js';
 import { overlayMtu, underlayMtuOf } from '../src/plumbing/mtu.js';
-import { NodePlumbing, ensureRoute } from '../src/plumbing/index.js';
 import type { Logger } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 
@@ -28,7 +28,10 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const underlay = await underlayMtuOf(config.underlayAddress);
   const mtu = config.mtu ?? overlayMtu(underlay.mtu);
   if (config.mtu !== undefined && config.mtu > overlayMtu(underlay.mtu)) {
-    log.warn({ mtu, underlayMtu: underlay.mtu }, 'MTU is larger than the underlay allows; packets will be fragmented');
+    log.warn(
+      { mtu, underlayMtu: underlay.mtu },
+      'MTU is larger than the underlay allows; packets will be fragmented',
+    );
   }
   const primaryCidr = config.podCidrs[0] as string;
   const gateway = gatewayOf(primaryCidr);
@@ -67,7 +70,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   });
   forwarder.start();
   log.info(
-    { tun: config.tunName, mtu, underlay: underlay.ifname, listen: `${config.underlayAddress}:${config.dataPort}` },
+    {
+      tun: config.tunName,
+      mtu,
+      underlay: underlay.ifname,
+      listen: `${config.underlayAddress}:${config.dataPort}`,
+    },
     'data plane running',
   );
 
@@ -87,7 +95,11 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
       peers: peerTraffic(forwarder.routeTable),
     },
   });
-  const admin = new AdminServer(config.adminSocket, { '/v1/status': report }, log.child({ component: 'admin' }));
+  const admin = new AdminServer(
+    config.adminSocket,
+    { '/v1/status': report },
+    log.child({ component: 'admin' }),
+  );
   try {
     await admin.start();
   } catch (error) {

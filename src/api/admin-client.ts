@@ -28,7 +28,9 @@ export function getFromAgent(socketPath: string, path: string, timeoutMs = 5000)
       });
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (error: NodeJS.ErrnoException) => reject(new AgentUnreachableError(explain(socketPath, error))));
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      reject(new AgentUnreachableError(explain(socketPath, error))),
+    );
     req.end();
   });
 }

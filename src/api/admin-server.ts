@@ -1,5 +1,5 @@
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
-import { type Server, createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
@@ -68,7 +68,10 @@ export class AdminServer {
 async function removeStaleSocket(path: string): Promise<void> {
   const stat = await lstat(path).catch(() => undefined);
   if (!stat) return;
-  if (!stat.isSocket()) throw new AdminSocketInUseError(`${path} exists and is not a socket; remove it or choose another --admin-socket`);
+  if (!stat.isSocket())
+    throw new AdminSocketInUseError(
+      `${path} exists and is not a socket; remove it or choose another --admin-socket`,
+    );
   const alive = await new Promise<boolean>((resolve) => {
     const probe = connect(path);
     probe.once('connect', () => {

@@ -1,4 +1,4 @@
-import type { DataplaneCounters, CounterSnapshot } from '../dataplane/counters.js';
+import type { CounterSnapshot, DataplaneCounters } from '../dataplane/counters.js';
 import { uint32ToIpv4 } from '../dataplane/io.js';
 import type { RouteTable } from '../dataplane/route-table.js';
 

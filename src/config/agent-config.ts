@@ -84,11 +84,19 @@ function parseClusterCidr(cidr: string): [ipaddr.IPv4, number] {
     if (ipaddr.IPv4.networkAddressFromCIDR(cidr).toString() !== parsed[0].toString()) throw new Error();
     return parsed;
   } catch {
-    throw new ConfigError(`--cluster-cidr ${cidr} must be an IPv4 network like 10.32.0.0/12 (no host bits set)`);
+    throw new ConfigError(
+      `--cluster-cidr ${cidr} must be an IPv4 network like 10.32.0.0/12 (no host bits set)`,
+    );
   }
 }
 
-function parseInteger(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
+function parseInteger(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
     throw new ConfigError(`${flag} ${value} must be a whole number from ${min} to ${max}`);
@@ -98,7 +106,9 @@ function parseInteger(flag: string, value: string | undefined, fallback: number,
 
 function parseInterfaceName(flag: string, name: string): string {
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(name)) {
-    throw new ConfigError(`${flag} ${name} must be an interface name of 1 to 15 letters, digits, '_', '.' or '-'`);
+    throw new ConfigError(
+      `${flag} ${name} must be an interface name of 1 to 15 letters, digits, '_', '.' or '-'`,
+    );
   }
   return name;
 }

@@ -7,18 +7,27 @@ import { z } from 'zod';
  * control plane until gossip and IPAM take over, and stays useful for labs and debugging.
  */
 
-const ipv4 = z.string().refine((s) => ipaddr.IPv4.isValidFourPartDecimal(s), 'must be an IPv4 address like 192.168.1.2');
+const ipv4 = z
+  .string()
+  .refine((s) => ipaddr.IPv4.isValidFourPartDecimal(s), 'must be an IPv4 address like 192.168.1.2');
 const ipv4Cidr = z.string().refine((s) => {
   try {
     const [address, prefix] = ipaddr.parseCIDR(s);
-    return address.kind() === 'ipv4' && ipaddr.IPv4.networkAddressFromCIDR(s).toString() === address.toString() && prefix <= 30;
+    return (
+      address.kind() === 'ipv4' &&
+      ipaddr.IPv4.networkAddressFromCIDR(s).toString() === address.toString() &&
+      prefix <= 30
+    );
   } catch {
     return false;
   }
 }, 'must be an IPv4 network in CIDR form with no host bits set and a prefix of /30 or shorter, like 10.32.1.0/24');
 const nodeName = z
   .string()
-  .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a DNS-1123 name (lower case letters, digits, - and .)');
+  .regex(
+    /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/,
+    'must be a DNS-1123 name (lower case letters, digits, - and .)',
+  );
 const port = z.number().int().min(1).max(65535);
 
 const peerSchema = z.strictObject({
@@ -63,7 +72,9 @@ export async function loadStaticPeerFile(path: string): Promise<StaticPeerFile> 
 export function parseStaticPeerFile(json: unknown, origin = 'peer file'): StaticPeerFile {
   const result = staticPeerFileSchema.safeParse(json);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+    const problems = result.error.issues.map(
+      (issue) => `  ${issue.path.join('.') || '(top level)'}: ${issue.message}`,
+    );
     throw new ConfigError(`${origin} is invalid; fix these fields:\n${problems.join('\n')}`);
   }
   const file = result.data;
@@ -72,6 +83,7 @@ export function parseStaticPeerFile(json: unknown, origin = 'peer file'): Static
   if (duplicate) throw new ConfigError(`${origin}: node name ${duplicate} appears more than once`);
   const addresses = [file.node.underlayAddress, ...file.peers.map((p) => p.underlayAddress)];
   const sharedAddress = addresses.find((a, i) => addresses.indexOf(a) !== i);
-  if (sharedAddress) throw new ConfigError(`${origin}: underlay address ${sharedAddress} appears more than once`);
+  if (sharedAddress)
+    throw new ConfigError(`${origin}: underlay address ${sharedAddress} appears more than once`);
   return file;
 }

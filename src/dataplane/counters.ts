@@ -12,7 +12,7 @@ export const DropReason = {
   NoRoute: 4,
   /** Receive: the inner packet's TTL / hop limit is exhausted. */
   TtlExpired: 5,
-  /** Send: the inner packet is larger than the overlay MTU allows once encapsulated. */
+  /** Send: the inner packet exceeds the overlay MTU; receive: the datagram exceeds the receive slot. */
   Oversize: 6,
   /** Send: the UDP socket refused the datagram (buffer full, peer unreachable). */
   SendFailed: 7,
@@ -21,7 +21,18 @@ export const DropReason = {
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
-export const dropReasonNames: Record<DropReason, string> = {
+export type DropReasonName =
+  | 'malformed'
+  | 'wrong_vni'
+  | 'unknown_sender'
+  | 'spoofed_source'
+  | 'no_route'
+  | 'ttl_expired'
+  | 'oversize'
+  | 'send_failed'
+  | 'tun_write_failed';
+
+export const dropReasonNames: Record<DropReason, DropReasonName> = {
   [DropReason.Malformed]: 'malformed',
   [DropReason.WrongVni]: 'wrong_vni',
   [DropReason.UnknownSender]: 'unknown_sender',
@@ -54,7 +65,7 @@ export interface CounterSnapshot {
   encapsulated: { packets: number; bytes: number };
   decapsulated: { packets: number; bytes: number };
   batches: { tunReads: number; udpReceives: number };
-  dropped: Record<string, number>;
+  dropped: Record<DropReasonName, number>;
   droppedTotal: number;
 }
 
@@ -104,7 +115,7 @@ export class DataplaneCounters {
 
   snapshot(): CounterSnapshot {
     const v = this.values;
-    const dropped: Record<string, number> = {};
+    const dropped = {} as Record<DropReasonName, number>;
     let droppedTotal = 0;
     for (const [reason, name] of Object.entries(dropReasonNames)) {
       const count = v[Slot.DropBase + Number(reason)] as number;

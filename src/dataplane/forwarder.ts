@@ -1,6 +1,12 @@
-import { GPE_HEADER_LENGTH, NextProtocol, WireVerdict, checkGpeDatagram, writeGpeHeader } from '../wire/index.js';
+import {
+  checkGpeDatagram,
+  GPE_HEADER_LENGTH,
+  NextProtocol,
+  WireVerdict,
+  writeGpeHeader,
+} from '../wire/index.js';
 import { type DataplaneCounters, DropReason } from './counters.js';
-import { PacketBatch, type TunDevice, type UdpTransport } from './io.js';
+import { PacketBatch, TRUNCATED_LENGTH, type TunDevice, type UdpTransport } from './io.js';
 import { LOCAL, type RouteTable } from './route-table.js';
 
 export interface ForwarderOptions {
@@ -123,8 +129,7 @@ export class Forwarder {
     for (let i = 0; i < read; i++) {
       const offset = offsets[i] as number;
       const length = lengths[i] as number;
-      // Zero marks a packet too large for the slot, which the device truncated.
-      if (length === 0 || length > this.maxInnerSize) {
+      if (length > this.maxInnerSize) {
         counters.drop(DropReason.Oversize);
         continue;
       }
@@ -174,8 +179,13 @@ export class Forwarder {
         counters.drop(DropReason.UnknownSender);
         continue;
       }
-      // A zero length marks a datagram the kernel truncated: larger than any valid one.
-      const verdict = length === 0 ? WireVerdict.TooShort : checkGpeDatagram(buf, offset, length, this.vni);
+      // Larger than any datagram we accept, e.g. an unsegmented GSO train from a peer whose
+      // underlay never split it.
+      if (length === TRUNCATED_LENGTH) {
+        counters.drop(DropReason.Oversize);
+        continue;
+      }
+      const verdict = checkGpeDatagram(buf, offset, length, this.vni);
       if (verdict !== WireVerdict.Ok) {
         counters.drop(verdict === WireVerdict.WrongVni ? DropReason.WrongVni : DropReason.Malformed);
         continue;

@@ -6,6 +6,9 @@
  * address. Nothing is allocated per packet; the forwarder edits offsets and headers in place.
  */
 
+/** The length a device reports for a packet that did not fit its slot (and was cut short). */
+export const TRUNCATED_LENGTH = 0xffffffff;
+
 /** A reusable set of packet slots. Slot i occupies buf[i*slotSize, (i+1)*slotSize). */
 export class PacketBatch {
   readonly buf: Buffer;

@@ -196,7 +196,8 @@ function parseCidr(cidr: string): { start: number; end: number } {
   const base = ipv4ToUint32(address.toString());
   const size = 2 ** (32 - prefix);
   const start = base - (base % size);
-  if (start !== base) throw new RouteTableError(`${cidr} has host bits set (network is ${uint32Cidr(start, prefix)})`);
+  if (start !== base)
+    throw new RouteTableError(`${cidr} has host bits set (network is ${uint32Cidr(start, prefix)})`);
   return { start, end: start + size - 1 };
 }
 

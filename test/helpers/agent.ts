@@ -50,7 +50,16 @@ export async function startAgentOn(
   writeFileSync(peerFile, JSON.stringify(content, null, 2));
   const child = group.spawn(
     self.shortName,
-    [process.execPath, AGENT_ENTRY, 'run', '--peers-file', peerFile, '--admin-socket', socket, ...(opts.flags ?? [])],
+    [
+      process.execPath,
+      AGENT_ENTRY,
+      'run',
+      '--peers-file',
+      peerFile,
+      '--admin-socket',
+      socket,
+      ...(opts.flags ?? []),
+    ],
     { logFile },
   );
   const agent: AgentProcess = {
@@ -60,13 +69,17 @@ export async function startAgentOn(
     status: async () => (await getFromAgent(socket, '/v1/status')) as StatusReport,
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
   };
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}:\n${agent.log()}`);
-    return agent.status().then(
-      () => true,
-      () => false,
-    );
-  }, 15_000, `agent on ${self.shortName} did not come up:\n${agent.log()}`);
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}:\n${agent.log()}`);
+      return agent.status().then(
+        () => true,
+        () => false,
+      );
+    },
+    15_000,
+    `agent on ${self.shortName} did not come up:\n${agent.log()}`,
+  );
   return agent;
 }
 

@@ -36,6 +36,15 @@ function headerChecksum(header: Buffer): number {
 
 /** A VXLAN-GPE datagram (flags I|P, version 0) around `inner`. */
 export function gpeDatagram(inner: Uint8Array, vni = 1, nextProtocol = 1): Buffer {
-  const header = Buffer.from([0x0c, 0, 0, nextProtocol, (vni >>> 16) & 0xff, (vni >>> 8) & 0xff, vni & 0xff, 0]);
+  const header = Buffer.from([
+    0x0c,
+    0,
+    0,
+    nextProtocol,
+    (vni >>> 16) & 0xff,
+    (vni >>> 8) & 0xff,
+    vni & 0xff,
+    0,
+  ]);
   return Buffer.concat([header, Buffer.from(inner)]);
 }

@@ -1,10 +1,10 @@
 import type { PacketBatch, TunDevice, UdpTransport } from '../io.js';
-import { ipv4ToUint32 } from '../io.js';
+import { ipv4ToUint32, TRUNCATED_LENGTH } from '../io.js';
 
 /**
  * In-memory stand-ins for the kernel devices, so that the forwarder's logic is tested without
  * root. They copy bytes in and out of batches exactly as the real devices do, including
- * headroom, truncation (length 0) and partial acceptance when a queue is full.
+ * headroom, truncation (TRUNCATED_LENGTH) and partial acceptance when a queue is full.
  */
 
 type ReadyListener = () => void;
@@ -45,10 +45,10 @@ export class FakeTun implements TunDevice {
     while (n < batch.capacity && this.inbound.length > 0) {
       const packet = this.inbound.shift() as Buffer;
       const offset = batch.slotStart(n) + headroom;
-      const length = Math.min(packet.length, batch.slotSize - headroom);
-      packet.copy(batch.buf, offset, 0, length);
+      const fits = packet.length <= batch.slotSize - headroom;
+      if (fits) packet.copy(batch.buf, offset);
       batch.offsets[n] = offset;
-      batch.lengths[n] = length;
+      batch.lengths[n] = fits ? packet.length : TRUNCATED_LENGTH;
       n++;
     }
     batch.count = n;
@@ -141,7 +141,7 @@ export class FakeUdp implements UdpTransport {
       const truncated = datagram.payload.length > Math.min(batch.slotSize, this.maxDatagram);
       if (!truncated) datagram.payload.copy(batch.buf, offset);
       batch.offsets[n] = offset;
-      batch.lengths[n] = truncated ? 0 : datagram.payload.length;
+      batch.lengths[n] = truncated ? TRUNCATED_LENGTH : datagram.payload.length;
       batch.addrs[n] = datagram.from.address;
       batch.ports[n] = datagram.from.port;
       n++;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AgentProcess, startAgentOn, waitFor } from '../../helpers/agent.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
-import { type TwoNodeTopology, buildTwoNodeTopology } from '../../helpers/topology.js';
+import { buildTwoNodeTopology, type TwoNodeTopology } from '../../helpers/topology.js';
 
 const POD_MTU = 1464;
 
@@ -41,7 +41,18 @@ describeAsRoot('two nodes running weft agents (real kernel, TUN, namespaces)', (
     await group.exec(p1.shortName, ['ping', '-c', '3', '-i', '0.2', '-W', '2', p2.ip]);
     await group.exec(p2.shortName, ['ping', '-c', '3', '-i', '0.2', '-W', '2', p1.ip]);
     // Full-size packets with DF: the pod MTU fits the overlay exactly.
-    await group.exec(p1.shortName, ['ping', '-c', '2', '-M', 'do', '-s', String(POD_MTU - 28), '-W', '2', p2.ip]);
+    await group.exec(p1.shortName, [
+      'ping',
+      '-c',
+      '2',
+      '-M',
+      'do',
+      '-s',
+      String(POD_MTU - 28),
+      '-W',
+      '2',
+      p2.ip,
+    ]);
     const status = await agents[0]?.status();
     expect(status?.dataplane.counters.encapsulated.packets).toBeGreaterThanOrEqual(5);
     expect(status?.dataplane.peers[0]?.rxPackets).toBeGreaterThanOrEqual(5);
@@ -60,7 +71,8 @@ describeAsRoot('two nodes running weft agents (real kernel, TUN, namespaces)', (
     const httpd = group.spawn(p2.shortName, ['busybox', 'httpd', '-f', '-p', '8080', '-h', dir]);
     try {
       await waitFor(
-        async () => (await group.exec(p2.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(':8080'),
+        async () =>
+          (await group.exec(p2.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(':8080'),
         5000,
         'httpd did not start',
       );
@@ -81,7 +93,8 @@ describeAsRoot('two nodes running weft agents (real kernel, TUN, namespaces)', (
     const server = group.spawn(p2.shortName, ['iperf3', '-s', '-1', '-p', '5201']);
     try {
       await waitFor(
-        async () => (await group.exec(p2.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(':5201'),
+        async () =>
+          (await group.exec(p2.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(':5201'),
         5000,
         'iperf3 server did not start',
       );

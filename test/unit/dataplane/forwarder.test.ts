@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { DataplaneCounters, DropReason } from '../../../src/dataplane/counters.js';
-import { FakeNetwork, type FakeTun as FakeTunType, FakeTun, type FakeUdp } from '../../../src/dataplane/fake/fake-io.js';
+import {
+  FakeNetwork,
+  FakeTun,
+  type FakeTun as FakeTunType,
+  type FakeUdp,
+} from '../../../src/dataplane/fake/fake-io.js';
 import { Forwarder } from '../../../src/dataplane/forwarder.js';
 import { RouteTable, type RouteTableSpec } from '../../../src/dataplane/route-table.js';
 import { gpeDatagram, ipv4Packet } from '../../helpers/packets.js';
@@ -88,7 +93,9 @@ describe('Forwarder, end to end over the fake underlay', () => {
 
   it('yields after batchesPerWakeup reads so one direction cannot starve the other', () => {
     const { a } = cluster({ batchSize: 4, batchesPerWakeup: 2 });
-    a.tun.inbound.push(...Array.from({ length: 20 }, () => ipv4Packet({ source: '10.32.1.2', destination: '10.32.2.3' })));
+    a.tun.inbound.push(
+      ...Array.from({ length: 20 }, () => ipv4Packet({ source: '10.32.1.2', destination: '10.32.2.3' })),
+    );
     expect(a.forwarder.pumpTun()).toBe(8);
     expect(a.tun.inbound).toHaveLength(12);
   });
@@ -134,7 +141,9 @@ describe('Forwarder, send side drops', () => {
   it('counts datagrams the socket refused as send_failed, not as sent', () => {
     const { a } = cluster();
     a.udp.sendCapacity = 2;
-    a.tun.inbound.push(...Array.from({ length: 5 }, () => ipv4Packet({ source: '10.32.1.2', destination: '10.32.2.3' })));
+    a.tun.inbound.push(
+      ...Array.from({ length: 5 }, () => ipv4Packet({ source: '10.32.1.2', destination: '10.32.2.3' })),
+    );
     a.forwarder.pumpTun();
     expect(a.counters.snapshot().encapsulated.packets).toBe(2);
     expect(dropped(a, DropReason.SendFailed)).toBe(3);
@@ -185,9 +194,15 @@ describe('Forwarder, receive side validation', () => {
     badFlags[0] = 0x08; // P bit missing
     fromB(a, badFlags);
     fromB(a, gpeDatagram(valid(), VNI, 2)); // says IPv6, carries IPv4
+    expect(dropped(a, DropReason.Malformed)).toBe(4);
+    expect(a.tun.written).toHaveLength(0);
+  });
+
+  it('drops datagrams the socket had to truncate as oversize', () => {
+    const { a } = cluster();
     a.udp.maxDatagram = 100;
-    fromB(a, gpeDatagram(valid({ payload: Buffer.alloc(200) }), VNI)); // truncated by the socket
-    expect(dropped(a, DropReason.Malformed)).toBe(5);
+    fromB(a, gpeDatagram(valid({ payload: Buffer.alloc(200) }), VNI));
+    expect(dropped(a, DropReason.Oversize)).toBe(1);
     expect(a.tun.written).toHaveLength(0);
   });
 

@@ -79,7 +79,9 @@ describe('RouteTable', () => {
     expect(() => RouteTable.build({ localCidrs: [], peers: [peer, { ...peer, name: 'n3' }] })).toThrow(
       /used by two peers/,
     );
-    expect(() => RouteTable.build({ localCidrs: [], peers: [{ ...peer, port: 0 }] })).toThrow(/not a UDP port/);
+    expect(() => RouteTable.build({ localCidrs: [], peers: [{ ...peer, port: 0 }] })).toThrow(
+      /not a UDP port/,
+    );
   });
 
   it('keeps per-peer counters across replacement, by name', () => {

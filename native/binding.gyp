@@ -1,0 +1,15 @@
+{
+  "targets": [
+    {
+      "target_name": "weft_dp",
+      "sources": ["weft_dp.c"],
+      "cflags_c": ["-std=gnu11"],
+      "configurations": {
+        "Release": {
+          "cflags!": ["-O3"],
+          "cflags": ["-O2", "-Wall"]
+        }
+      }
+    }
+  ]
+}

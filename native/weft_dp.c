@@ -1,0 +1,833 @@
+/*
+ * weft_dp: the data plane's kernel I/O as a plain-C N-API addon.
+ *
+ * Every call is non-blocking and batched: packets live in caller-owned Buffers and are described by
+ * parallel typed arrays (offsets, lengths, addresses, ports), so nothing is copied or allocated per
+ * packet. Errors from the kernel are thrown as Error objects carrying `code` (e.g. "EBUSY"),
+ * `errno` (negative, as in Node) and `syscall`. Bad arguments throw TypeError or RangeError before
+ * any syscall, so no call ever touches memory outside the buffers it was given.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* Length reported for a packet that did not fit its slot; 0 stays a real (empty) length. */
+#define TRUNCATED_LENGTH UINT32_MAX
+
+/* USO offload bits (Linux >= 6.2); Debian 12's kernel headers predate them. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
+/* sendmmsg/recvmmsg are issued in chunks of this many messages, with the headers on the stack. */
+#define MMSG_CHUNK 64
+
+/* Largest offset a Uint32Array entry can describe. */
+#define MAX_OFFSET ((uint64_t)UINT32_MAX)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Errors                                                                                          */
+
+static void set_named_property(napi_env env, napi_value object, const char *key, napi_value value) {
+  napi_set_named_property(env, object, key, value);
+}
+
+static napi_value make_error(napi_env env, const char *code, const char *description, int errno_value,
+                             const char *syscall) {
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s, %s", code, description, syscall);
+  napi_value code_value, message_value, error, errno_js, syscall_value;
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value);
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
+  napi_create_error(env, code_value, message_value, &error);
+  napi_create_int32(env, errno_value, &errno_js);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  set_named_property(env, error, "errno", errno_js);
+  set_named_property(env, error, "syscall", syscall_value);
+  return error;
+}
+
+/* Throws an Error for a failed syscall; always returns NULL so callers can `return throw_errno(...)`. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  const char *code = strerrorname_np(err);
+  napi_throw(env, make_error(env, code ? code : "EUNKNOWN", strerror(err), -err, syscall));
+  return NULL;
+}
+
+/* libuv reports errors as negative errno values on Linux. */
+static napi_value make_uv_error(napi_env env, int uv_status, const char *syscall) {
+  return make_error(env, uv_err_name(uv_status), uv_strerror(uv_status), uv_status, syscall);
+}
+
+static napi_value throw_type_error(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+static napi_value throw_range_error(napi_env env, const char *message) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Arguments                                                                                       */
+
+typedef struct {
+  uint8_t *data;
+  size_t length;
+} byte_view;
+
+typedef struct {
+  uint32_t *data;
+  size_t length;
+} u32_view;
+
+typedef struct {
+  uint16_t *data;
+  size_t length;
+} u16_view;
+
+static bool get_args(napi_env env, napi_callback_info info, size_t expected, napi_value *argv) {
+  size_t argc = expected;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  /* Missing arguments arrive as undefined and fail the type checks below. */
+  return true;
+}
+
+/* An integral Number in [min, max]. */
+static bool get_integer(napi_env env, napi_value value, const char *name, int64_t min, int64_t max,
+                        int64_t *out) {
+  char message[160];
+  double number;
+  if (napi_get_value_double(env, value, &number) != napi_ok) {
+    snprintf(message, sizeof message, "%s must be a number", name);
+    throw_type_error(env, message);
+    return false;
+  }
+  if (!(number >= (double)min && number <= (double)max) || number != (double)(int64_t)number) {
+    snprintf(message, sizeof message, "%s must be an integer in [%lld, %lld], got %g", name, (long long)min,
+             (long long)max, number);
+    throw_range_error(env, message);
+    return false;
+  }
+  *out = (int64_t)number;
+  return true;
+}
+
+static bool get_fd(napi_env env, napi_value value, int *fd) {
+  int64_t v;
+  if (!get_integer(env, value, "fd", 0, INT32_MAX, &v)) return false;
+  *fd = (int)v;
+  return true;
+}
+
+static bool get_typed_array(napi_env env, napi_value value, const char *name, napi_typedarray_type want,
+                            const char *want_name, void **data, size_t *length) {
+  bool is_typed_array = false;
+  napi_typedarray_type type;
+  char message[160];
+  if (napi_is_typedarray(env, value, &is_typed_array) == napi_ok && is_typed_array &&
+      napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) == napi_ok && type == want) {
+    if (*data == NULL) *length = 0; /* detached */
+    return true;
+  }
+  snprintf(message, sizeof message, "%s must be a %s", name, want_name);
+  throw_type_error(env, message);
+  return false;
+}
+
+/* A Buffer or any Uint8Array. */
+static bool get_bytes(napi_env env, napi_value value, const char *name, byte_view *out) {
+  return get_typed_array(env, value, name, napi_uint8_array, "Buffer or Uint8Array", (void **)&out->data,
+                         &out->length);
+}
+
+static bool get_u32s(napi_env env, napi_value value, const char *name, u32_view *out) {
+  return get_typed_array(env, value, name, napi_uint32_array, "Uint32Array", (void **)&out->data,
+                         &out->length);
+}
+
+static bool get_u16s(napi_env env, napi_value value, const char *name, u16_view *out) {
+  return get_typed_array(env, value, name, napi_uint16_array, "Uint16Array", (void **)&out->data,
+                         &out->length);
+}
+
+/* Reads an optional property of an options object; *present is false when it is undefined. */
+static bool get_option(napi_env env, napi_value options, const char *key, napi_value *value, bool *present) {
+  napi_valuetype type;
+  *present = false;
+  napi_typeof(env, options, &type);
+  if (type == napi_undefined || type == napi_null) return true;
+  if (type != napi_object) {
+    throw_type_error(env, "options must be an object");
+    return false;
+  }
+  if (napi_get_named_property(env, options, key, value) != napi_ok) return false;
+  napi_typeof(env, *value, &type);
+  *present = type != napi_undefined;
+  return true;
+}
+
+static bool get_bool_option(napi_env env, napi_value options, const char *key, bool *out) {
+  napi_value value;
+  bool present;
+  char message[160];
+  if (!get_option(env, options, key, &value, &present)) return false;
+  if (!present) return true;
+  if (napi_get_value_bool(env, value, out) != napi_ok) {
+    snprintf(message, sizeof message, "options.%s must be a boolean", key);
+    throw_type_error(env, message);
+    return false;
+  }
+  return true;
+}
+
+/* *out stays 0 when the option is absent. */
+static bool get_size_option(napi_env env, napi_value options, const char *key, int *out) {
+  napi_value value;
+  bool present;
+  int64_t v;
+  if (!get_option(env, options, key, &value, &present)) return false;
+  if (!present) return true;
+  if (!get_integer(env, value, key, 1, INT32_MAX / 2, &v)) return false;
+  *out = (int)v;
+  return true;
+}
+
+/* Copies a JS string into a fixed buffer; fails with RangeError when it does not fit. */
+static bool get_short_string(napi_env env, napi_value value, const char *name, char *out, size_t capacity) {
+  size_t length;
+  char message[160];
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) {
+    snprintf(message, sizeof message, "%s must be a string", name);
+    throw_type_error(env, message);
+    return false;
+  }
+  if (length >= capacity) {
+    snprintf(message, sizeof message, "%s must be at most %zu bytes", name, capacity - 1);
+    throw_range_error(env, message);
+    return false;
+  }
+  napi_get_value_string_utf8(env, value, out, capacity, &length);
+  return true;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Batch validation: everything is checked before the first syscall.                              */
+
+/* `count` slots of `slot_size` bytes must fit both the buffer and the typed arrays. */
+static bool check_slots(napi_env env, const byte_view *buf, uint64_t slot_size, uint64_t count,
+                        size_t entries) {
+  char message[200];
+  if (count > entries) {
+    snprintf(message, sizeof message, "batch of %llu exceeds the %zu entries of offsets/lengths",
+             (unsigned long long)count, entries);
+    throw_range_error(env, message);
+    return false;
+  }
+  if (count * slot_size > buf->length || count * slot_size > MAX_OFFSET + 1) {
+    snprintf(message, sizeof message, "%llu slots of %llu bytes exceed the %zu-byte buffer",
+             (unsigned long long)count, (unsigned long long)slot_size, buf->length);
+    throw_range_error(env, message);
+    return false;
+  }
+  return true;
+}
+
+/* Packets 0..count-1 must lie inside the buffer. */
+static bool check_packets(napi_env env, const byte_view *buf, const u32_view *offsets, const u32_view *lengths,
+                          uint64_t count) {
+  char message[200];
+  if (count > offsets->length || count > lengths->length) {
+    snprintf(message, sizeof message, "count %llu exceeds offsets (%zu) or lengths (%zu)",
+             (unsigned long long)count, offsets->length, lengths->length);
+    throw_range_error(env, message);
+    return false;
+  }
+  for (uint64_t i = 0; i < count; i++) {
+    if ((uint64_t)offsets->data[i] + lengths->data[i] > buf->length) {
+      snprintf(message, sizeof message, "packet %llu [%u, +%u) is outside the %zu-byte buffer",
+               (unsigned long long)i, offsets->data[i], lengths->data[i], buf->length);
+      throw_range_error(env, message);
+      return false;
+    }
+  }
+  return true;
+}
+
+static napi_value make_u32(napi_env env, uint32_t value) {
+  napi_value result;
+  napi_create_uint32(env, value, &result);
+  return result;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* TUN                                                                                             */
+
+/* tunOpen(name, {vnetHdr?}) -> {fd, name} */
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char name[IFNAMSIZ];
+  bool vnet_hdr = false;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  if (!get_short_string(env, argv[0], "name", name, sizeof name)) return NULL;
+  if (!get_bool_option(env, argv[1], "vnetHdr", &vnet_hdr)) return NULL;
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open /dev/net/tun");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, strlen(name));
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "ioctl TUNSETIFF");
+  }
+
+  napi_value result, fd_value, name_value;
+  napi_create_object(env, &result);
+  napi_create_int32(env, fd, &fd_value);
+  napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &name_value);
+  set_named_property(env, result, "fd", fd_value);
+  set_named_property(env, result, "name", name_value);
+  return result;
+}
+
+/* tunSetOffload(fd, flags): TUNSETOFFLOAD with TUN_F_* bits (needs a device opened with vnetHdr). */
+static napi_value tun_set_offload(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  int64_t flags;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_integer(env, argv[1], "flags", 0, UINT32_MAX, &flags)) return NULL;
+  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags) < 0) return throw_errno(env, errno, "ioctl TUNSETOFFLOAD");
+  return NULL;
+}
+
+/*
+ * Reads one packet into [dst, dst+capacity). The kernel silently truncates a packet that does not fit
+ * and returns the truncated size, so one spare byte is offered behind the slot: filling it means the
+ * packet was longer than capacity.
+ */
+static ssize_t read_packet(int fd, uint8_t *dst, size_t capacity, bool *truncated) {
+  uint8_t spare;
+  struct iovec iov[2] = {{.iov_base = dst, .iov_len = capacity}, {.iov_base = &spare, .iov_len = 1}};
+  ssize_t got = readv(fd, iov, 2);
+  *truncated = got > (ssize_t)capacity;
+  return got;
+}
+
+/*
+ * tunReadBatch(fd, buf, slotSize, headroom, max, offsets, lengths) -> n
+ * Packet i goes to buf[i*slotSize + headroom]. A packet longer than slotSize - headroom is reported
+ * with length TRUNCATED_LENGTH so the caller drops it.
+ */
+static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  int fd;
+  byte_view buf;
+  int64_t slot_size, headroom, max;
+  u32_view offsets, lengths;
+  if (!get_args(env, info, 7, argv)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_bytes(env, argv[1], "buf", &buf) ||
+      !get_integer(env, argv[2], "slotSize", 1, UINT32_MAX, &slot_size) ||
+      !get_integer(env, argv[3], "headroom", 0, slot_size - 1, &headroom) ||
+      !get_integer(env, argv[4], "max", 0, UINT32_MAX, &max) || !get_u32s(env, argv[5], "offsets", &offsets) ||
+      !get_u32s(env, argv[6], "lengths", &lengths))
+    return NULL;
+  size_t entries = offsets.length < lengths.length ? offsets.length : lengths.length;
+  if (!check_slots(env, &buf, (uint64_t)slot_size, (uint64_t)max, entries)) return NULL;
+
+  size_t capacity = (size_t)(slot_size - headroom);
+  uint32_t n = 0;
+  while (n < max) {
+    size_t offset = (size_t)n * (size_t)slot_size + (size_t)headroom;
+    bool truncated;
+    ssize_t got = read_packet(fd, buf.data + offset, capacity, &truncated);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (n > 0) break; /* deliver what we have; a lasting error recurs on the next call */
+      return throw_errno(env, errno, "readv");
+    }
+    if (got == 0) break;
+    offsets.data[n] = (uint32_t)offset;
+    lengths.data[n] = truncated ? TRUNCATED_LENGTH : (uint32_t)got;
+    n++;
+  }
+  return make_u32(env, n);
+}
+
+/* A TUN write refused for this packet only: full queue, malformed packet, or (EIO) the link is down. */
+static bool is_per_packet_write_error(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == EINVAL || err == EMSGSIZE || err == EIO;
+}
+
+/* tunWriteBatch(fd, buf, offsets, lengths, n) -> number of packets written */
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int fd;
+  byte_view buf;
+  u32_view offsets, lengths;
+  int64_t count;
+  if (!get_args(env, info, 5, argv)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_bytes(env, argv[1], "buf", &buf) ||
+      !get_u32s(env, argv[2], "offsets", &offsets) || !get_u32s(env, argv[3], "lengths", &lengths) ||
+      !get_integer(env, argv[4], "n", 0, UINT32_MAX, &count))
+    return NULL;
+  if (!check_packets(env, &buf, &offsets, &lengths, (uint64_t)count)) return NULL;
+
+  uint32_t written = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    ssize_t r;
+    do r = write(fd, buf.data + offsets.data[i], lengths.data[i]);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+      written++;
+    } else if (!is_per_packet_write_error(errno)) {
+      return throw_errno(env, errno, "write");
+    }
+  }
+  return make_u32(env, written);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* UDP                                                                                             */
+
+/* As root the *FORCE variant lifts the net.core.[rw]mem_max cap; otherwise fall back to the capped one. */
+static int set_socket_buffer(int fd, int force_option, int option, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, force_option, &bytes, sizeof bytes) == 0) return 0;
+  if (errno != EPERM) return -1;
+  return setsockopt(fd, SOL_SOCKET, option, &bytes, sizeof bytes);
+}
+
+static int get_socket_int(int fd, int option) {
+  int value = 0;
+  socklen_t length = sizeof value;
+  getsockopt(fd, SOL_SOCKET, option, &value, &length);
+  return value;
+}
+
+/* Returns the failing syscall's name, or NULL on success. */
+static const char *configure_udp_socket(int fd, const struct sockaddr_in *address, int rcvbuf, int sndbuf) {
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) return "setsockopt SO_REUSEADDR";
+  if (rcvbuf > 0 && set_socket_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf) < 0) return "setsockopt SO_RCVBUF";
+  if (sndbuf > 0 && set_socket_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf) < 0) return "setsockopt SO_SNDBUF";
+  if (bind(fd, (const struct sockaddr *)address, sizeof *address) < 0) return "bind";
+  return NULL;
+}
+
+/* udpOpen(bindAddress, port, {rcvbuf?, sndbuf?}) -> {fd, port, rcvbuf, sndbuf} (the sizes the kernel granted) */
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char address_text[INET_ADDRSTRLEN];
+  int64_t port;
+  int rcvbuf = 0, sndbuf = 0;
+  struct sockaddr_in address;
+  if (!get_args(env, info, 3, argv)) return NULL;
+  if (!get_short_string(env, argv[0], "bindAddress", address_text, sizeof address_text) ||
+      !get_integer(env, argv[1], "port", 0, 65535, &port) || !get_size_option(env, argv[2], "rcvbuf", &rcvbuf) ||
+      !get_size_option(env, argv[2], "sndbuf", &sndbuf))
+    return NULL;
+  memset(&address, 0, sizeof address);
+  address.sin_family = AF_INET;
+  address.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, address_text, &address.sin_addr) != 1)
+    return throw_type_error(env, "bindAddress must be an IPv4 address");
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket");
+  const char *failed = configure_udp_socket(fd, &address, rcvbuf, sndbuf);
+  socklen_t length = sizeof address;
+  if (failed == NULL && getsockname(fd, (struct sockaddr *)&address, &length) < 0) failed = "getsockname";
+  if (failed != NULL) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, failed);
+  }
+
+  napi_value result, value;
+  napi_create_object(env, &result);
+  napi_create_int32(env, fd, &value);
+  set_named_property(env, result, "fd", value);
+  set_named_property(env, result, "port", make_u32(env, ntohs(address.sin_port)));
+  set_named_property(env, result, "rcvbuf", make_u32(env, (uint32_t)get_socket_int(fd, SO_RCVBUF)));
+  set_named_property(env, result, "sndbuf", make_u32(env, (uint32_t)get_socket_int(fd, SO_SNDBUF)));
+  return result;
+}
+
+/* The socket buffer or device queue is full: stop, the rest of the batch is not sent. */
+static bool is_queue_full(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM;
+}
+
+/* A send error about this one destination or datagram: skip it and send the rest. */
+static bool is_per_message_send_error(int err) {
+  switch (err) {
+  case ECONNREFUSED:
+  case EHOSTUNREACH:
+  case ENETUNREACH:
+  case EHOSTDOWN:
+  case ENETDOWN:
+  case EPERM:         /* netfilter drop */
+  case EACCES:        /* broadcast destination */
+  case EMSGSIZE:      /* datagram larger than the path allows */
+  case EINVAL:        /* destination port 0 */
+  case EADDRNOTAVAIL: /* unusable destination address */
+    return true;
+  default:
+    return false;
+  }
+}
+
+static void fill_send_chunk(struct mmsghdr *messages, struct iovec *iovecs, struct sockaddr_in *peers,
+                            const byte_view *buf, const u32_view *offsets, const u32_view *lengths,
+                            const u32_view *addrs, const u16_view *ports, uint32_t first, unsigned count) {
+  memset(messages, 0, count * sizeof *messages);
+  memset(peers, 0, count * sizeof *peers);
+  for (unsigned j = 0; j < count; j++) {
+    uint32_t i = first + j;
+    peers[j].sin_family = AF_INET;
+    peers[j].sin_addr.s_addr = htonl(addrs->data[i]);
+    peers[j].sin_port = htons(ports->data[i]);
+    iovecs[j].iov_base = buf->data + offsets->data[i];
+    iovecs[j].iov_len = lengths->data[i];
+    messages[j].msg_hdr.msg_name = &peers[j];
+    messages[j].msg_hdr.msg_namelen = sizeof peers[j];
+    messages[j].msg_hdr.msg_iov = &iovecs[j];
+    messages[j].msg_hdr.msg_iovlen = 1;
+  }
+}
+
+/* udpSendBatch(fd, buf, offsets, lengths, addrs, ports, n) -> number of datagrams sent */
+static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  int fd;
+  byte_view buf;
+  u32_view offsets, lengths, addrs;
+  u16_view ports;
+  int64_t count;
+  if (!get_args(env, info, 7, argv)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_bytes(env, argv[1], "buf", &buf) ||
+      !get_u32s(env, argv[2], "offsets", &offsets) || !get_u32s(env, argv[3], "lengths", &lengths) ||
+      !get_u32s(env, argv[4], "addrs", &addrs) || !get_u16s(env, argv[5], "ports", &ports) ||
+      !get_integer(env, argv[6], "n", 0, UINT32_MAX, &count))
+    return NULL;
+  if (!check_packets(env, &buf, &offsets, &lengths, (uint64_t)count)) return NULL;
+  if ((uint64_t)count > addrs.length || (uint64_t)count > ports.length)
+    return throw_range_error(env, "n exceeds the entries of addrs or ports");
+
+  struct mmsghdr messages[MMSG_CHUNK];
+  struct iovec iovecs[MMSG_CHUNK];
+  struct sockaddr_in peers[MMSG_CHUNK];
+  uint32_t next = 0, sent = 0;
+  while (next < count) {
+    unsigned chunk = count - next < MMSG_CHUNK ? (unsigned)(count - next) : MMSG_CHUNK;
+    fill_send_chunk(messages, iovecs, peers, &buf, &offsets, &lengths, &addrs, &ports, next, chunk);
+    int r = sendmmsg(fd, messages, chunk, MSG_DONTWAIT);
+    if (r > 0) {
+      /* A short count means message next+r failed; the next call reports why. */
+      sent += (uint32_t)r;
+      next += (uint32_t)r;
+    } else if (r == 0 || is_queue_full(errno)) {
+      break;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (is_per_message_send_error(errno)) {
+      next++;
+    } else {
+      return throw_errno(env, errno, "sendmmsg");
+    }
+  }
+  return make_u32(env, sent);
+}
+
+/* Receive errors that report an earlier ICMP error (sk_err) once and clear it. */
+static bool is_reported_icmp_error(int err) {
+  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
+         err == ENETDOWN || err == EMSGSIZE || err == EPROTO || err == ETIMEDOUT;
+}
+
+static void fill_recv_chunk(struct mmsghdr *messages, struct iovec *iovecs, struct sockaddr_in *peers,
+                            const byte_view *buf, uint64_t slot_size, uint32_t first, unsigned count) {
+  memset(messages, 0, count * sizeof *messages);
+  for (unsigned j = 0; j < count; j++) {
+    iovecs[j].iov_base = buf->data + (size_t)(first + j) * slot_size;
+    iovecs[j].iov_len = slot_size;
+    messages[j].msg_hdr.msg_name = &peers[j];
+    messages[j].msg_hdr.msg_namelen = sizeof peers[j];
+    messages[j].msg_hdr.msg_iov = &iovecs[j];
+    messages[j].msg_hdr.msg_iovlen = 1;
+  }
+}
+
+/*
+ * udpRecvBatch(fd, buf, slotSize, max, offsets, lengths, addrs, ports) -> n
+ * Datagram i lands at buf[i*slotSize]. A datagram longer than slotSize (MSG_TRUNC) is reported with
+ * length TRUNCATED_LENGTH so the caller drops it.
+ */
+static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  int fd;
+  byte_view buf;
+  int64_t slot_size, max;
+  u32_view offsets, lengths, addrs;
+  u16_view ports;
+  if (!get_args(env, info, 8, argv)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_bytes(env, argv[1], "buf", &buf) ||
+      !get_integer(env, argv[2], "slotSize", 1, UINT32_MAX, &slot_size) ||
+      !get_integer(env, argv[3], "max", 0, UINT32_MAX, &max) || !get_u32s(env, argv[4], "offsets", &offsets) ||
+      !get_u32s(env, argv[5], "lengths", &lengths) || !get_u32s(env, argv[6], "addrs", &addrs) ||
+      !get_u16s(env, argv[7], "ports", &ports))
+    return NULL;
+  size_t entries = offsets.length;
+  if (lengths.length < entries) entries = lengths.length;
+  if (addrs.length < entries) entries = addrs.length;
+  if (ports.length < entries) entries = ports.length;
+  if (!check_slots(env, &buf, (uint64_t)slot_size, (uint64_t)max, entries)) return NULL;
+
+  struct mmsghdr messages[MMSG_CHUNK];
+  struct iovec iovecs[MMSG_CHUNK];
+  struct sockaddr_in peers[MMSG_CHUNK];
+  uint32_t n = 0;
+  while (n < max) {
+    unsigned chunk = max - n < MMSG_CHUNK ? (unsigned)(max - n) : MMSG_CHUNK;
+    fill_recv_chunk(messages, iovecs, peers, &buf, (uint64_t)slot_size, n, chunk);
+    int r = recvmmsg(fd, messages, chunk, MSG_DONTWAIT, NULL);
+    if (r < 0) {
+      if (errno == EINTR || is_reported_icmp_error(errno)) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (n > 0) break;
+      return throw_errno(env, errno, "recvmmsg");
+    }
+    for (int j = 0; j < r; j++, n++) {
+      const struct msghdr *header = &messages[j].msg_hdr;
+      offsets.data[n] = (uint32_t)((uint64_t)n * (uint64_t)slot_size);
+      lengths.data[n] = (header->msg_flags & MSG_TRUNC) ? TRUNCATED_LENGTH : messages[j].msg_len;
+      addrs.data[n] = ntohl(peers[j].sin_addr.s_addr);
+      ports.data[n] = ntohs(peers[j].sin_port);
+    }
+    if ((unsigned)r < chunk) break; /* the queue is drained */
+  }
+  return make_u32(env, n);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Readiness polling                                                                               */
+
+/*
+ * A poll record has two owners: the JS handle object (released by its finalizer) and the uv handle
+ * (released by its close callback). It is freed when both are gone, so neither a GC'd handle nor a
+ * stopped poll can leave the other with a dangling pointer.
+ */
+typedef struct {
+  uint32_t magic;
+  uv_poll_t uv;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async_context;
+  napi_async_cleanup_hook_handle cleanup_hook;
+  int owners;
+  bool closing;
+} poll_record;
+
+#define POLL_MAGIC 0x77706f6cu /* "wpol" */
+
+static void release_owner(poll_record *record) {
+  if (--record->owners == 0) {
+    record->magic = 0;
+    free(record);
+  }
+}
+
+static void on_handle_finalized(napi_env env, void *data, void *hint) {
+  release_owner((poll_record *)data);
+}
+
+/*
+ * The env's async cleanup hook stays registered until the uv handle has closed, so a worker's
+ * teardown waits for this callback and the napi env is still valid here.
+ */
+static void on_poll_closed(uv_handle_t *handle) {
+  poll_record *record = handle->data;
+  napi_delete_reference(record->env, record->callback);
+  napi_async_destroy(record->env, record->async_context);
+  napi_remove_async_cleanup_hook(record->cleanup_hook);
+  release_owner(record);
+}
+
+static void close_poll(poll_record *record) {
+  if (record->closing) return;
+  record->closing = true;
+  uv_poll_stop(&record->uv);
+  uv_close((uv_handle_t *)&record->uv, on_poll_closed);
+}
+
+static void on_env_teardown(napi_async_cleanup_hook_handle hook, void *data) {
+  close_poll((poll_record *)data);
+}
+
+/* A JS exception thrown by the callback must not stay pending (it would resurface in an unrelated call). */
+static void raise_pending_exception(napi_env env) {
+  bool pending = false;
+  napi_value exception;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+  if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  poll_record *record = handle->data;
+  napi_env env = record->env;
+  napi_handle_scope scope;
+  napi_value callback, global, result, argv[1];
+  size_t argc = 0;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (status < 0) {
+    /* libuv stops a poll on POLLERR. Re-arm it: the callback's next read reports the real errno, and a
+     * transient error must not silently end the flow of packets. */
+    argv[argc++] = make_uv_error(env, status, "poll");
+    uv_poll_start(handle, UV_READABLE, on_poll);
+  }
+  if (napi_get_reference_value(env, record->callback, &callback) == napi_ok && napi_get_global(env, &global) == napi_ok) {
+    /* recv must be an object: undefined fails with napi_object_expected. */
+    if (napi_make_callback(env, record->async_context, global, callback, argc, argv, &result) != napi_ok)
+      raise_pending_exception(env);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void free_unstarted_record(uv_handle_t *handle) {
+  free(handle->data);
+}
+
+static bool init_poll_js_state(napi_env env, poll_record *record, napi_value callback) {
+  napi_value resource_name;
+  if (napi_create_string_utf8(env, "weft_dp.poll", NAPI_AUTO_LENGTH, &resource_name) != napi_ok) return false;
+  if (napi_create_reference(env, callback, 1, &record->callback) != napi_ok) return false;
+  if (napi_async_init(env, NULL, resource_name, &record->async_context) != napi_ok) {
+    napi_delete_reference(env, record->callback);
+    return false;
+  }
+  return true;
+}
+
+/* pollStart(fd, callback) -> handle: calls callback() whenever fd is readable (level-triggered). */
+static napi_value poll_start(napi_env env, napi_callback_info info) {
+  napi_value argv[2], handle;
+  int fd;
+  napi_valuetype type;
+  uv_loop_t *loop;
+  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  napi_typeof(env, argv[1], &type);
+  if (type != napi_function) return throw_type_error(env, "callback must be a function");
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_type_error(env, "no event loop");
+
+  poll_record *record = calloc(1, sizeof *record);
+  if (record == NULL) return throw_errno(env, ENOMEM, "pollStart");
+  record->magic = POLL_MAGIC;
+  record->env = env;
+  record->uv.data = record;
+  int rc = uv_poll_init(loop, &record->uv, fd);
+  if (rc < 0) {
+    free(record);
+    napi_throw(env, make_uv_error(env, rc, "uv_poll_init"));
+    return NULL;
+  }
+  rc = uv_poll_start(&record->uv, UV_READABLE, on_poll);
+  if (rc < 0 || !init_poll_js_state(env, record, argv[1])) {
+    uv_close((uv_handle_t *)&record->uv, free_unstarted_record);
+    if (rc < 0) napi_throw(env, make_uv_error(env, rc, "uv_poll_start"));
+    return NULL;
+  }
+  record->owners = 2;
+  napi_add_async_cleanup_hook(env, on_env_teardown, record, &record->cleanup_hook);
+  if (napi_create_external(env, record, on_handle_finalized, NULL, &handle) != napi_ok) {
+    record->owners = 1;
+    close_poll(record);
+    return NULL;
+  }
+  return handle;
+}
+
+/* pollStop(handle): idempotent. */
+static napi_value poll_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  napi_valuetype type;
+  void *data = NULL;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  napi_typeof(env, argv[0], &type);
+  if (type == napi_external) napi_get_value_external(env, argv[0], &data);
+  poll_record *record = data;
+  if (record == NULL || record->magic != POLL_MAGIC) return throw_type_error(env, "not a pollStart handle");
+  close_poll(record);
+  return NULL;
+}
+
+/* close(fd) */
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  /* On Linux the fd is released even when close() fails with EINTR, so never retry. */
+  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, errno, "close");
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Module                                                                                          */
+
+static napi_value make_offload_constants(napi_env env) {
+  static const struct {
+    const char *name;
+    uint32_t value;
+  } flags[] = {
+      {"TUN_F_CSUM", TUN_F_CSUM}, {"TUN_F_TSO4", TUN_F_TSO4}, {"TUN_F_TSO6", TUN_F_TSO6},
+      {"TUN_F_TSO_ECN", TUN_F_TSO_ECN}, {"TUN_F_USO4", TUN_F_USO4}, {"TUN_F_USO6", TUN_F_USO6},
+  };
+  napi_value constants;
+  napi_create_object(env, &constants);
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+    set_named_property(env, constants, flags[i].name, make_u32(env, flags[i].value));
+  return constants;
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  static const struct {
+    const char *name;
+    napi_callback function;
+  } functions[] = {
+      {"tunOpen", tun_open},         {"tunSetOffload", tun_set_offload}, {"tunReadBatch", tun_read_batch},
+      {"tunWriteBatch", tun_write_batch}, {"udpOpen", udp_open},      {"udpSendBatch", udp_send_batch},
+      {"udpRecvBatch", udp_recv_batch}, {"pollStart", poll_start},   {"pollStop", poll_stop},
+      {"close", close_fd},
+  };
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+    napi_value function;
+    napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].function, NULL, &function);
+    set_named_property(env, exports, functions[i].name, function);
+  }
+  set_named_property(env, exports, "constants", make_offload_constants(env));
+  return exports;
+}

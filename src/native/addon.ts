@@ -1,0 +1,148 @@
+/**
+ * Typed loader for the `weft_dp` native addon (native/weft_dp.c): batched, non-blocking TUN and UDP
+ * I/O plus libuv readiness polling. Build it with `npm run build:native`.
+ *
+ * Conventions shared by the batch calls: packets live in a caller-owned Buffer and are described by
+ * parallel typed arrays; arguments are validated before any syscall (RangeError when a batch would
+ * reach outside its buffer or arrays); kernel failures throw an Error with `code` (e.g. 'EBUSY'),
+ * negative `errno` and `syscall`.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Error thrown by the addon for a failed syscall. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+/** Opaque handle returned by {@link WeftDpAddon.pollStart}. */
+export type PollHandle = { readonly __brand: 'weft_dp.PollHandle' };
+
+export interface TunOpenFlags {
+  /** Prefix every packet with a 10-byte virtio_net_hdr (IFF_VNET_HDR), needed for offloads. */
+  vnetHdr?: boolean;
+}
+
+export interface UdpOpenOptions {
+  /** SO_RCVBUF in bytes; as root SO_RCVBUFFORCE lifts the net.core.rmem_max cap. */
+  rcvbuf?: number;
+  /** SO_SNDBUF in bytes; as root SO_SNDBUFFORCE lifts the net.core.wmem_max cap. */
+  sndbuf?: number;
+}
+
+export interface UdpSocketInfo {
+  fd: number;
+  /** The bound port (the ephemeral one when 0 was asked for). */
+  port: number;
+  /** Buffer sizes the kernel granted (it doubles the requested value for bookkeeping). */
+  rcvbuf: number;
+  sndbuf: number;
+}
+
+/** TUNSETOFFLOAD bits. */
+export interface TunOffloadFlags {
+  TUN_F_CSUM: number;
+  TUN_F_TSO4: number;
+  TUN_F_TSO6: number;
+  TUN_F_TSO_ECN: number;
+  TUN_F_USO4: number;
+  TUN_F_USO6: number;
+}
+
+export interface WeftDpAddon {
+  /** Opens /dev/net/tun non-blocking as IFF_TUN|IFF_NO_PI. EBUSY: another process holds `name`. */
+  tunOpen(name: string, flags?: TunOpenFlags): { fd: number; name: string };
+  /** TUNSETOFFLOAD; the device must have been opened with vnetHdr. */
+  tunSetOffload(fd: number, flags: number): void;
+  /**
+   * Up to `max` reads; packet i lands at i*slotSize+headroom. Returns how many were read (0 when
+   * none were waiting). A packet longer than slotSize-headroom is reported with length TRUNCATED_LENGTH (io.ts): drop it.
+   */
+  tunReadBatch(
+    fd: number,
+    buf: Uint8Array,
+    slotSize: number,
+    headroom: number,
+    max: number,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+  ): number;
+  /**
+   * Writes packets 0..n-1; returns how many the kernel accepted. Packets refused with EAGAIN, ENOBUFS,
+   * EINVAL, EMSGSIZE or EIO (link down) are skipped, not thrown.
+   */
+  tunWriteBatch(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, n: number): number;
+  /** Non-blocking IPv4 UDP socket with SO_REUSEADDR, bound to bindAddress:port. */
+  udpOpen(bindAddress: string, port: number, opts?: UdpOpenOptions): UdpSocketInfo;
+  /**
+   * sendmmsg of packets 0..n-1 to addrs[i]:ports[i]. Stops at a full socket buffer (EAGAIN/ENOBUFS)
+   * and skips a datagram refused on its own (unreachable, EPERM, EMSGSIZE...). Returns how many were sent.
+   */
+  udpSendBatch(
+    fd: number,
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint32Array,
+    ports: Uint16Array,
+    n: number,
+  ): number;
+  /**
+   * recvmmsg of up to `max` datagrams; datagram i lands at i*slotSize, with the sender in addrs/ports.
+   * A datagram longer than slotSize (MSG_TRUNC) is reported with length TRUNCATED_LENGTH (io.ts): drop it.
+   */
+  udpRecvBatch(
+    fd: number,
+    buf: Uint8Array,
+    slotSize: number,
+    max: number,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint32Array,
+    ports: Uint16Array,
+  ): number;
+  /**
+   * Calls `callback` on the calling thread's event loop whenever fd is readable (level-triggered).
+   * After a poll error (POLLERR) the callback receives it and polling continues; the next read reports
+   * the real errno. An exception thrown by the callback becomes an uncaught exception. The active poll
+   * keeps the event loop alive until pollStop. Stop it before closing the fd.
+   */
+  pollStart(fd: number, callback: (error?: NativeError) => void): PollHandle;
+  /** Stops and releases a poll; calling it again is a no-op. */
+  pollStop(handle: PollHandle): void;
+  close(fd: number): void;
+  constants: TunOffloadFlags;
+}
+
+const ADDON_PATH = join('native', 'build', 'Release', 'weft_dp.node');
+
+let loaded: WeftDpAddon | undefined;
+
+/** The addon, loaded on first use. Throws with build instructions when it has not been built. */
+export function weftDp(): WeftDpAddon {
+  loaded ??= loadAddon();
+  return loaded;
+}
+
+function loadAddon(): WeftDpAddon {
+  const path = findAddon(dirname(fileURLToPath(import.meta.url)));
+  if (path === undefined) {
+    throw new Error(
+      `native addon ${ADDON_PATH} not found: run \`npm run build:native\` in the weft checkout`,
+    );
+  }
+  return createRequire(import.meta.url)(path) as WeftDpAddon;
+}
+
+/** Walks up from this module (src/native or dist/src/native) to the checkout that holds the build. */
+function findAddon(start: string): string | undefined {
+  for (let dir = start; ; dir = dirname(dir)) {
+    const candidate = join(dir, ADDON_PATH);
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
