@@ -8,7 +8,7 @@ export function renderStatus(report: StatusReport): string {
     `        Version: weft ${report.version}`,
     `           Node: ${report.node.name} (${report.node.underlayAddress})`,
     `  Cluster range: ${report.clusterCidr}`,
-    `    Pod ranges: ${report.node.podCidrs.join(', ')}`,
+    `     Pod ranges: ${report.node.podCidrs.join(', ')}`,
     `     Data plane: ${dp.mode}, ${dp.tun} ⇄ udp ${dp.listen}, VNI ${dp.vni}, MTU ${dp.mtu}`,
     `   Encapsulated: ${count(c.encapsulated.packets)} packets, ${bytes(c.encapsulated.bytes)}`,
     `   Decapsulated: ${count(c.decapsulated.packets)} packets, ${bytes(c.decapsulated.bytes)}`,

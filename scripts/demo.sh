@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: install, build, and run the two-node data-plane demo in network namespaces (root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+npm run build
+exec node dist/deploy/lab/demo.js "$@"
