@@ -1,0 +1,128 @@
+import { describe, expect, test } from 'vitest';
+import { IpamNode } from '../../../src/ipam/node.js';
+import { ringsEqual } from '../../../src/ipam/ring.js';
+import { seedIdFor } from '../../../src/ipam/seeding.js';
+import { ipamStatus } from '../../../src/ipam/status.js';
+import { TinyNet } from './net.js';
+
+const consensus = (peer: string, expectedPeers: number) =>
+  IpamNode.create({ peer, seeding: { kind: 'consensus', expectedPeers }, random: () => 0.5 });
+
+describe('consensus seeding (single-decree Paxos)', () => {
+  test('a single-node cluster (E = 1) seeds itself', () => {
+    const net = new TinyNet([consensus('a', 1)]);
+    net.tick();
+    expect(ipamStatus(net.nodes.get('a') as IpamNode).state).toEqual({ kind: 'ready' });
+  });
+
+  test('below quorum a node waits and says so; it never invents space', () => {
+    const net = new TinyNet([consensus('a', 3)]);
+    net.connectAll();
+    net.run(30);
+    const a = net.nodes.get('a') as IpamNode;
+    expect(a.ring).toBeNull();
+    expect(ipamStatus(a).summary).toBe('awaiting consensus: quorum 2, known 1');
+    expect(net.log).toEqual([]);
+  });
+
+  test('with a quorum, all peers agree on one ring, split among the peers the proposer knew', () => {
+    const net = new TinyNet(['a', 'b', 'c'].map((p) => consensus(p, 3)));
+    net.connectAll();
+    net.run(3);
+    const rings = [...net.nodes.values()].map((n) => n.ring);
+    expect(rings.every((r) => r !== null && ringsEqual(r, rings[0] as NonNullable<typeof r>))).toBe(true);
+    expect(rings[0]?.seedId).toBe(seedIdFor('consensus', '10.32.0.0/12', ['a', 'b', 'c']));
+    expect(new Set(rings[0]?.entries.map((e) => e.peer))).toEqual(new Set(['a', 'b', 'c']));
+  });
+
+  test('two of three agree while the third is unreachable; it adopts the ring when it comes back', () => {
+    const net = new TinyNet(['a', 'b', 'c'].map((p) => consensus(p, 3)));
+    net.drop = (from, to) => from === 'c' || to === 'c';
+    for (const node of net.nodes.values()) node.setKnownPeers(node.peer === 'c' ? ['c'] : ['a', 'b']);
+    net.run(10);
+    const c = net.nodes.get('c') as IpamNode;
+    expect(net.nodes.get('a')?.ring).not.toBeNull();
+    expect(c.ring).toBeNull();
+    expect(ipamStatus(c).summary).toBe('awaiting consensus: quorum 2, known 1');
+    net.drop = () => false;
+    net.connectAll();
+    net.run(6);
+    expect(c.ring?.seedId).toBe(net.nodes.get('a')?.ring?.seedId);
+  });
+
+  test('an acceptor restarted from its snapshot keeps its promise (it cannot vote twice)', () => {
+    const a = consensus('a', 3);
+    a.setKnownPeers(['a', 'b']);
+    a.tick(0);
+    const prepare = a.drainOutbox().find((m) => m.message.type === 'paxos-prepare');
+    expect(prepare?.to).toBe('b');
+    const b = consensus('b', 3);
+    b.receive('a', (prepare as NonNullable<typeof prepare>).message);
+    expect(b.drainOutbox()[0]?.message.type).toBe('paxos-promise');
+    const restarted = IpamNode.restore(
+      { peer: 'b', seeding: { kind: 'consensus', expectedPeers: 3 } },
+      b.snapshot(),
+    );
+    restarted.receive('a', (prepare as NonNullable<typeof prepare>).message);
+    expect(restarted.drainOutbox()[0]?.message.type).toBe('paxos-reject');
+  });
+});
+
+describe('seed lists', () => {
+  test('every listed peer builds the same ring at once; others wait for it', () => {
+    const seeds = ['n1', 'n2', 'n3'];
+    const nodes = seeds.map((peer) => IpamNode.create({ peer, seeding: { kind: 'seeds', seeds } }));
+    for (const node of nodes)
+      expect(ringsEqual(node.ring as NonNullable<typeof node.ring>, nodes[0]?.ring as never)).toBe(true);
+    const late = IpamNode.create({ peer: 'n4', seeding: { kind: 'seeds', seeds } });
+    expect(ipamStatus(late).state).toEqual({ kind: 'idle' });
+    const net = new TinyNet([...nodes, late]);
+    net.connectAll();
+    net.run(3);
+    expect(late.ring?.seedId).toBe(nodes[0]?.ring?.seedId);
+    expect(late.freeAddresses).toBeGreaterThan(0);
+  });
+
+  test('rings seeded differently are reported, never merged', () => {
+    const left = IpamNode.create({ peer: 'a', seeding: { kind: 'seeds', seeds: ['a'] } });
+    const right = IpamNode.create({ peer: 'b', seeding: { kind: 'seeds', seeds: ['b'] } });
+    const before = left.ring;
+    const net = new TinyNet([left, right]);
+    net.connectAll();
+    net.run(2);
+    expect(left.ring).toBe(before);
+    expect(left.conflicts).toEqual([
+      expect.objectContaining({
+        kind: 'seed-mismatch',
+        from: 'b',
+        message: expect.stringMatching(/seeded twice/),
+      }),
+    ]);
+    expect(right.conflicts[0]?.kind).toBe('seed-mismatch');
+    expect(ipamStatus(left).conflicts).toHaveLength(1);
+  });
+
+  test('a peer waiting for a seed-list ring ignores a ring from another seeding', () => {
+    const foreign = IpamNode.create({ peer: 'x', seeding: { kind: 'seeds', seeds: ['x'] } });
+    const waiting = IpamNode.create({ peer: 'w', seeding: { kind: 'seeds', seeds: ['s1'] } });
+    const net = new TinyNet([foreign, waiting]);
+    net.connectAll();
+    net.run(2);
+    expect(waiting.ring).toBeNull();
+    expect(waiting.conflicts[0]?.kind).toBe('seed-mismatch');
+  });
+
+  test('messages from another cluster range are reported and ignored', () => {
+    const a = IpamNode.create({ peer: 'a', seeding: { kind: 'seeds', seeds: ['a'] } });
+    const b = IpamNode.create({
+      peer: 'b',
+      clusterRange: '10.64.0.0/16',
+      seeding: { kind: 'seeds', seeds: ['b'] },
+    });
+    const net = new TinyNet([a, b]);
+    net.connectAll();
+    net.run(2);
+    expect(a.conflicts[0]).toMatchObject({ kind: 'range-mismatch', from: 'b' });
+    expect(a.ring?.entries.map((e) => e.peer)).toEqual(['a']);
+  });
+});
