@@ -8,7 +8,7 @@ import { type AgentFlags, buildAgentConfig, defaults } from '../src/config/agent
 import { ConfigError, loadStaticPeerFile } from '../src/config/static-peers.js';
 import { createLogger, isLogLevel } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
-import { startAgent } from './run.js';
+import { startStaticAgent } from './static-mode.js';
 
 const usage = `Usage: agent <command> [options]
 
@@ -97,11 +97,11 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
   const config = buildAgentConfig(flags, await loadStaticPeerFile(peersFile));
   const log = createLogger(logLevel);
   log.info({ version: weftVersion, node: config.nodeName }, 'starting weft agent');
-  const agent = await startAgent(config, log);
+  const agent = await startStaticAgent(config, log);
 
   process.on('SIGHUP', () => {
     loadStaticPeerFile(peersFile)
-      .then((file) => agent.updatePeers(buildAgentConfig(flags, file)))
+      .then((file) => agent.updatePeers?.(buildAgentConfig(flags, file)))
       .catch((error: unknown) =>
         log.error({ err: error }, 'peer file reload failed; keeping the current peers'),
       );

@@ -4,10 +4,36 @@ export class AgentUnreachableError extends Error {
   override name = 'AgentUnreachableError';
 }
 
+/** The agent understood the request and refused it (bad input, not ready, …). */
+export class AgentRequestError extends Error {
+  override name = 'AgentRequestError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** GETs a JSON document from the agent's admin socket, with errors a person can act on. */
 export function getFromAgent(socketPath: string, path: string, timeoutMs = 5000): Promise<unknown> {
+  return callAgent(socketPath, 'GET', path, undefined, timeoutMs);
+}
+
+/** POSTs a JSON body to the agent's admin socket and returns its JSON answer. */
+export function postToAgent(socketPath: string, path: string, body: unknown, timeoutMs = 30_000): Promise<unknown> {
+  return callAgent(socketPath, 'POST', path, body, timeoutMs);
+}
+
+function callAgent(
+  socketPath: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (response) => {
+    const req = request({ socketPath, path, method, timeout: timeoutMs }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => {
@@ -21,7 +47,7 @@ export function getFromAgent(socketPath: string, path: string, timeoutMs = 5000)
         }
         if (response.statusCode !== 200) {
           const message = (body as { error?: string }).error ?? `HTTP ${response.statusCode}`;
-          reject(new AgentUnreachableError(`the agent answered with an error: ${message}`));
+          reject(new AgentRequestError(response.statusCode ?? 0, message));
           return;
         }
         resolve(body);
@@ -31,7 +57,7 @@ export function getFromAgent(socketPath: string, path: string, timeoutMs = 5000)
     req.on('error', (error: NodeJS.ErrnoException) =>
       reject(new AgentUnreachableError(explain(socketPath, error))),
     );
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 

@@ -1,10 +1,28 @@
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
 
-export type AdminHandler = () => unknown | Promise<unknown>;
+export type AdminGetHandler = () => unknown | Promise<unknown>;
+export type AdminPostHandler = (body: unknown) => unknown | Promise<unknown>;
+
+export interface AdminRoutes {
+  get: Record<string, AdminGetHandler>;
+  post?: Record<string, AdminPostHandler>;
+}
+
+/** Thrown by a handler to answer with a specific HTTP status and message. */
+export class AdminRequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
 
 export class AdminSocketInUseError extends Error {
   override name = 'AdminSocketInUseError';
@@ -12,14 +30,14 @@ export class AdminSocketInUseError extends Error {
 
 /**
  * The agent's admin API: JSON over HTTP on a unix socket that only root can open. `agent
- * status` and (later) the CNI shim talk to it. Routes are GET paths mapped to handlers.
+ * status` and (later) the CNI shim talk to it. GET handlers report, POST handlers take a JSON body.
  */
 export class AdminServer {
   private server: Server | undefined;
 
   constructor(
     private readonly socketPath: string,
-    private readonly routes: Record<string, AdminHandler>,
+    private readonly routes: AdminRoutes,
     private readonly log: Logger,
   ) {}
 
@@ -27,22 +45,27 @@ export class AdminServer {
     await mkdir(dirname(this.socketPath), { recursive: true, mode: 0o755 });
     await removeStaleSocket(this.socketPath);
     const server = createServer((request, response) => {
-      const handler = request.method === 'GET' ? this.routes[request.url ?? ''] : undefined;
-      if (!handler) {
-        response.writeHead(404, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ error: `no such endpoint: ${request.method} ${request.url}` }));
+      const reply = (status: number, body: unknown) => {
+        response.writeHead(status, { 'content-type': 'application/json' });
+        response.end(JSON.stringify(body));
+      };
+      const path = request.url ?? '';
+      const get = request.method === 'GET' ? this.routes.get[path] : undefined;
+      const post = request.method === 'POST' ? this.routes.post?.[path] : undefined;
+      if (!get && !post) {
+        reply(404, { error: `no such endpoint: ${request.method} ${path}` });
         return;
       }
-      Promise.resolve()
-        .then(handler)
-        .then((body) => {
-          response.writeHead(200, { 'content-type': 'application/json' });
-          response.end(JSON.stringify(body));
-        })
+      readJsonBody(request)
+        .then((body) => (get ? get() : post?.(body)))
+        .then((body) => reply(200, body ?? {}))
         .catch((error: unknown) => {
-          this.log.error({ err: error, url: request.url }, 'admin request failed');
-          response.writeHead(500, { 'content-type': 'application/json' });
-          response.end(JSON.stringify({ error: (error as Error).message }));
+          if (error instanceof AdminRequestError) {
+            reply(error.status, { error: error.message });
+            return;
+          }
+          this.log.error({ err: error, url: path }, 'admin request failed');
+          reply(500, { error: (error as Error).message });
         });
     });
     await new Promise<void>((resolve, reject) => {
@@ -61,6 +84,22 @@ export class AdminServer {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await unlink(this.socketPath).catch(() => undefined);
+  }
+}
+
+async function readJsonBody(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new AdminRequestError(413, 'request body too large');
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new AdminRequestError(400, 'request body is not valid JSON');
   }
 }
 

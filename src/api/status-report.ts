@@ -24,10 +24,42 @@ export interface DataplaneReport {
   peers: PeerTrafficReport[];
 }
 
-export interface StatusReport {
-  version: string;
+export interface ControlPlaneReport {
+  peerId: string;
+  encryption: boolean;
+  gossipListen: string;
+  peers: Array<{
+    name: string;
+    peerId: string;
+    underlayAddress: string;
+    dataPort: number;
+    version: string;
+    state: string;
+    lastSeenMs: number;
+    rttMs: number | null;
+  }>;
+  connections: Array<{ direction: string; address: string; state: string; detail: string }>;
+  ipam: {
+    state: string;
+    summary: string;
+    seedId: string | null;
+    owners: Array<{ peer: string; addresses: number; percent: number; cidrs: string[]; reachable: boolean }>;
+    allocations: number;
+    freeAddresses: number;
+    gateway: string | null;
+    conflicts: readonly unknown[];
+  };
+}
+
+/** The mode-specific part of the status: static peers or the control plane. */
+export interface NodeReport {
   node: { name: string; underlayAddress: string; podCidrs: string[] };
   clusterCidr: string;
+  controlPlane: ControlPlaneReport | null;
+}
+
+export interface StatusReport extends NodeReport {
+  version: string;
   dataplane: DataplaneReport;
 }
 

@@ -1,0 +1,87 @@
+import { DataplaneCounters } from '../src/dataplane/counters.js';
+import { Forwarder } from '../src/dataplane/forwarder.js';
+import { KernelTun } from '../src/dataplane/kernel-tun.js';
+import { KernelUdp } from '../src/dataplane/kernel-udp.js';
+import { RouteTable, type RouteTableSpec } from '../src/dataplane/route-table.js';
+import type { Logger } from '../src/util/log.js';
+
+const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
+const TUN_BUSY_RETRY_MS = 200;
+const TUN_BUSY_TIMEOUT_MS = 10_000;
+
+export interface DataplaneSettings {
+  tunName: string;
+  underlayAddress: string;
+  dataPort: number;
+  vni: number;
+  mtu: number;
+}
+
+/** The running data plane: kernel devices plus the forwarder, fed route tables from outside. */
+export class Dataplane {
+  private constructor(
+    readonly settings: DataplaneSettings,
+    readonly counters: DataplaneCounters,
+    private readonly tun: KernelTun,
+    private readonly udp: KernelUdp,
+    private readonly forwarder: Forwarder,
+  ) {}
+
+  /** Opens the TUN (waiting out a previous agent that still holds it) and the UDP socket. */
+  static async open(settings: DataplaneSettings, log: Logger): Promise<Dataplane> {
+    const tun = await openTunWhenFree(settings.tunName, log);
+    let udp: KernelUdp;
+    try {
+      udp = KernelUdp.open(settings.underlayAddress, settings.dataPort, {
+        rcvbuf: SOCKET_BUFFER_BYTES,
+        sndbuf: SOCKET_BUFFER_BYTES,
+      });
+    } catch (error) {
+      tun.close();
+      throw error;
+    }
+    const counters = new DataplaneCounters();
+    const forwarder = new Forwarder({
+      tun,
+      udp,
+      counters,
+      routes: RouteTable.empty(),
+      vni: settings.vni,
+      maxInnerSize: settings.mtu,
+    });
+    return new Dataplane(settings, counters, tun, udp, forwarder);
+  }
+
+  start(): void {
+    this.forwarder.start();
+  }
+
+  get routeTable(): RouteTable {
+    return this.forwarder.routeTable;
+  }
+
+  /** Swaps in a table built from `spec`, keeping per-peer counters. Throws on an invalid spec. */
+  setRoutes(spec: RouteTableSpec): void {
+    this.forwarder.setRoutes(this.forwarder.routeTable.replace(spec));
+  }
+
+  /** Closing the non-persistent TUN removes it and its routes; the bridge stays for the pods. */
+  close(): void {
+    this.forwarder.stop();
+    this.udp.close();
+    this.tun.close();
+  }
+}
+
+async function openTunWhenFree(name: string, log: Logger): Promise<KernelTun> {
+  const deadline = Date.now() + TUN_BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return KernelTun.open(name);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() > deadline) throw error;
+      log.warn({ tun: name }, 'TUN device busy (previous agent still exiting); retrying');
+      await new Promise((resolve) => setTimeout(resolve, TUN_BUSY_RETRY_MS));
+    }
+  }
+}

@@ -1,0 +1,194 @@
+import { EventEmitter } from 'node:events';
+import type { GossipChannel } from '../gossip/channel.js';
+import {
+  type AllocateResult,
+  BROADCAST,
+  type IpamMessage,
+  type IpamNode,
+  type IpamSnapshot,
+  type RmpeerResult,
+  parseIpamMessage,
+  saveIpamState,
+} from '../ipam/index.js';
+import type { Logger } from '../util/log.js';
+
+export interface IpamDriverOptions {
+  ipam: IpamNode;
+  channel: GossipChannel;
+  stateDir: string;
+  log: Logger;
+  tickIntervalMs?: number;
+  now?: () => number;
+  save?: (dir: string, snapshot: IpamSnapshot) => Promise<void>;
+}
+
+export interface IpamDriverCounters {
+  received: number;
+  rejected: number;
+  sent: number;
+  sendFailures: number;
+  saves: number;
+}
+
+type DriverEvents = { 'ring-changed': []; 'save-failed': [Error] };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Drives the pure {@link IpamNode} over a gossip channel: feeds it time and validated messages,
+ * and carries out what it asks for. The one rule that IPAM's safety rests on lives here: state
+ * is on disk before any message produced from it leaves the node, and before an allocation is
+ * reported to the caller. Flushes run strictly one after another, so saves never race.
+ */
+export class IpamDriver extends EventEmitter<DriverEvents> {
+  readonly counters: IpamDriverCounters = { received: 0, rejected: 0, sent: 0, sendFailures: 0, saves: 0 };
+  private readonly ipam: IpamNode;
+  private readonly channel: GossipChannel;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly save: (dir: string, snapshot: IpamSnapshot) => Promise<void>;
+  private savedRevision = -1;
+  private lastRingJson = '';
+  private flushChain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly rejectedFrom = new Set<string>();
+
+  constructor(private readonly options: IpamDriverOptions) {
+    super();
+    this.ipam = options.ipam;
+    this.channel = options.channel;
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+    this.save = options.save ?? saveIpamState;
+  }
+
+  get node(): IpamNode {
+    return this.ipam;
+  }
+
+  start(): void {
+    this.channel.onBroadcast((from, payload) => this.deliver(from, payload));
+    this.channel.onRequest(async (from, payload) => {
+      this.deliver(from, payload);
+      return undefined;
+    });
+    const tick = () => this.background((ipam) => ipam.tick(this.now()));
+    this.timer = setInterval(tick, this.options.tickIntervalMs ?? 500);
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flushChain;
+  }
+
+  /** The topology's reachable peers (and optionally the expected cluster size) changed. */
+  setKnownPeers(names: Iterable<string>, expectedCount?: number): Promise<void> {
+    return this.apply((ipam) => ipam.setKnownPeers(names, expectedCount));
+  }
+
+  /** Allocates for a container; resolves only once the allocation is on disk. */
+  allocate(containerId: string): Promise<AllocateResult> {
+    return this.apply((ipam) => ipam.allocate(containerId));
+  }
+
+  release(containerId: string): Promise<string | undefined> {
+    return this.apply((ipam) => ipam.release(containerId));
+  }
+
+  gc(validContainerIds: Iterable<string>): Promise<Array<{ containerId: string; address: string }>> {
+    return this.apply((ipam) => ipam.gc(validContainerIds));
+  }
+
+  rmpeer(peer: string, options: { allowReachable?: boolean } = {}): Promise<RmpeerResult> {
+    return this.apply((ipam) => ipam.rmpeer(peer, options));
+  }
+
+  /** Runs a state change, then waits until its consequences are saved and sent. */
+  async apply<T>(change: (ipam: IpamNode) => T): Promise<T> {
+    const result = change(this.ipam);
+    await this.flush();
+    return result;
+  }
+
+  /** A change nobody awaits; a failed save is already logged and reported as 'save-failed'. */
+  private background(change: (ipam: IpamNode) => void): void {
+    this.apply(change).catch(() => undefined);
+  }
+
+  private deliver(from: string, payload: Uint8Array): void {
+    const message = this.decode(from, payload);
+    if (!message) return;
+    this.counters.received++;
+    this.background((ipam) => ipam.receive(from, message));
+  }
+
+  private decode(from: string, payload: Uint8Array): IpamMessage | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(decoder.decode(payload));
+    } catch {
+      json = undefined;
+    }
+    const parsed = json === undefined ? undefined : parseIpamMessage(json);
+    if (parsed?.ok) return parsed.message;
+    this.counters.rejected++;
+    if (!this.rejectedFrom.has(from)) {
+      this.rejectedFrom.add(from);
+      this.log.warn(
+        { peer: from, error: parsed && !parsed.ok ? parsed.error : 'not JSON' },
+        'dropping invalid IPAM message (logged once per peer)',
+      );
+    }
+    return undefined;
+  }
+
+  private flush(): Promise<void> {
+    this.flushChain = this.flushChain.then(
+      () => this.flushOnce(),
+      () => this.flushOnce(),
+    );
+    return this.flushChain;
+  }
+
+  private async flushOnce(): Promise<void> {
+    // Drain and snapshot in one synchronous step: the snapshot covers every message drained.
+    const outbox = this.ipam.drainOutbox();
+    const revision = this.ipam.revision;
+    if (revision !== this.savedRevision) {
+      try {
+        await this.save(this.options.stateDir, this.ipam.snapshot());
+      } catch (error) {
+        // Nothing derived from unsaved state may leave the node; IPAM resends on later ticks.
+        this.log.error({ err: error }, 'cannot save IPAM state; holding back its messages');
+        this.emit('save-failed', error as Error);
+        throw error;
+      }
+      this.savedRevision = revision;
+      this.counters.saves++;
+      this.noticeRingChange();
+    }
+    await Promise.all(outbox.map((out) => this.send(out.to, out.message)));
+  }
+
+  private noticeRingChange(): void {
+    const json = JSON.stringify(this.ipam.ring);
+    if (json === this.lastRingJson) return;
+    this.lastRingJson = json;
+    this.emit('ring-changed');
+  }
+
+  private async send(to: string, message: IpamMessage): Promise<void> {
+    const payload = encoder.encode(JSON.stringify(message));
+    try {
+      if (to === BROADCAST) await this.channel.broadcast(payload);
+      else await this.channel.send(to, payload);
+      this.counters.sent++;
+    } catch (error) {
+      this.counters.sendFailures++;
+      this.log.debug({ to, type: message.type, err: error }, 'IPAM message not delivered; IPAM retries');
+    }
+  }
+}
