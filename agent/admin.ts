@@ -1,5 +1,5 @@
 import { type AdminPostHandler, AdminServer } from '../src/api/admin-server.js';
-import { type NodeReport, type StatusReport, peerTraffic } from '../src/api/status-report.js';
+import { type NodeReport, peerTraffic, type StatusReport } from '../src/api/status-report.js';
 import type { Logger } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 import type { Dataplane } from './dataplane.js';

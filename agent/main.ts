@@ -1,24 +1,51 @@
 #!/usr/bin/env node
 import '../src/util/polyfill.js';
 import { parseArgs } from 'node:util';
-import { AgentUnreachableError, getFromAgent } from '../src/api/admin-client.js';
+import {
+  AgentRequestError,
+  AgentUnreachableError,
+  getFromAgent,
+  postToAgent,
+} from '../src/api/admin-client.js';
 import type { StatusReport } from '../src/api/status-report.js';
 import { renderStatus } from '../src/api/status-view.js';
-import { type AgentFlags, buildAgentConfig, defaults } from '../src/config/agent-config.js';
+import {
+  type AgentFlags,
+  buildAgentConfig,
+  buildCommonSettings,
+  defaults,
+} from '../src/config/agent-config.js';
+import { buildClusterConfig, clusterDefaults } from '../src/config/cluster-config.js';
 import { ConfigError, loadStaticPeerFile } from '../src/config/static-peers.js';
 import { createLogger, isLogLevel } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
+import { startClusterAgent } from './cluster-mode.js';
+import type { RunningAgent } from './node-setup.js';
 import { startStaticAgent } from './static-mode.js';
 
 const usage = `Usage: agent <command> [options]
 
 Commands:
-  run       start the data plane on this node
-  status    show this node's data plane, peers and counters (--json for scripts)
-  version   print the version
+  run             start the agent on this node
+  status          show this node's peers, IP ranges, data plane and counters (--json for scripts)
+  rmpeer NODE     take over the IP ranges of a dead node (once per dead node; --force if it looks alive)
+  version         print the version
 
-Options for run:
+Options for run, with gossip discovery and IPAM (the normal way):
+  --name NAME               this node's name (default: the host name)
+  --underlay-address IP     the IPv4 address other nodes reach this node on (required)
+  --peers H[:P],...         addresses of other agents to start from (gossip finds the rest)
+  --gossip-port N           libp2p TCP port (default ${clusterDefaults.gossipPort})
+  --state-dir PATH          identity and IPAM state (default ${clusterDefaults.stateDir})
+  --cluster-secret-file F   run as a private network; or set WEFT_CLUSTER_SECRET
+  --ipam-init MODE          consensus (default), consensus=N, seeds=a,b,... or observer
+  --heartbeat-ms N          topology heartbeat (default ${clusterDefaults.heartbeatMs})
+  --peer-timeout-ms N       a peer not heard from this long is unreachable (default ${clusterDefaults.peerTimeoutMs})
+
+Options for run with fixed ranges instead:
   --peers-file PATH     static peer file (this node, its peers and their pod ranges)
+
+Options for both:
   --cluster-cidr CIDR   cluster pod range (default ${defaults.clusterCidr})
   --port N              data-plane UDP port (default ${defaults.dataPort})
   --vni N               VXLAN-GPE network identifier (default ${defaults.vni})
@@ -28,7 +55,8 @@ Options for run:
   --admin-socket PATH   admin API socket (default ${defaults.adminSocket})
   --log-level LEVEL     fatal|error|warn|info|debug|trace (default info)
 
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration, 3 agent not reachable.
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration, 3 agent not reachable,
+4 the agent refused the request.
 `;
 
 const options = {
@@ -41,6 +69,16 @@ const options = {
   mtu: { type: 'string' },
   'admin-socket': { type: 'string' },
   'log-level': { type: 'string' },
+  name: { type: 'string' },
+  'underlay-address': { type: 'string' },
+  peers: { type: 'string' },
+  'gossip-port': { type: 'string' },
+  'state-dir': { type: 'string' },
+  'cluster-secret-file': { type: 'string' },
+  'ipam-init': { type: 'string' },
+  'heartbeat-ms': { type: 'string' },
+  'peer-timeout-ms': { type: 'string' },
+  force: { type: 'boolean' },
   json: { type: 'boolean' },
   version: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -70,6 +108,12 @@ async function main(argv: string[]): Promise<number> {
       return runAgent(values);
     case 'status':
       return showStatus(values['admin-socket'] ?? defaults.adminSocket, values.json === true);
+    case 'rmpeer':
+      return removePeer(
+        values['admin-socket'] ?? defaults.adminSocket,
+        positionals[1],
+        values.force === true,
+      );
     case undefined:
       throw new UsageError('no command given');
     default:
@@ -91,21 +135,39 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
     mtu: values.mtu as string | undefined,
     adminSocket: values['admin-socket'] as string | undefined,
   };
-  if (!flags.peersFile)
-    throw new ConfigError('--peers-file is required (gossip discovery comes with the control plane)');
-  const peersFile = flags.peersFile;
-  const config = buildAgentConfig(flags, await loadStaticPeerFile(peersFile));
   const log = createLogger(logLevel);
-  log.info({ version: weftVersion, node: config.nodeName }, 'starting weft agent');
-  const agent = await startStaticAgent(config, log);
-
-  process.on('SIGHUP', () => {
-    loadStaticPeerFile(peersFile)
-      .then((file) => agent.updatePeers?.(buildAgentConfig(flags, file)))
-      .catch((error: unknown) =>
-        log.error({ err: error }, 'peer file reload failed; keeping the current peers'),
-      );
-  });
+  let agent: RunningAgent;
+  if (flags.peersFile) {
+    const peersFile = flags.peersFile;
+    const config = buildAgentConfig(flags, await loadStaticPeerFile(peersFile));
+    log.info({ version: weftVersion, node: config.nodeName, mode: 'static peers' }, 'starting weft agent');
+    const staticAgent = await startStaticAgent(config, log);
+    agent = staticAgent;
+    process.on('SIGHUP', () => {
+      loadStaticPeerFile(peersFile)
+        .then((file) => staticAgent.updatePeers?.(buildAgentConfig(flags, file)))
+        .catch((error: unknown) =>
+          log.error({ err: error }, 'peer file reload failed; keeping the current peers'),
+        );
+    });
+  } else {
+    const config = buildClusterConfig(
+      {
+        name: values.name as string | undefined,
+        underlayAddress: values['underlay-address'] as string | undefined,
+        peers: values.peers as string | undefined,
+        gossipPort: values['gossip-port'] as string | undefined,
+        stateDir: values['state-dir'] as string | undefined,
+        clusterSecretFile: values['cluster-secret-file'] as string | undefined,
+        ipamInit: values['ipam-init'] as string | undefined,
+        heartbeatMs: values['heartbeat-ms'] as string | undefined,
+        peerTimeoutMs: values['peer-timeout-ms'] as string | undefined,
+      },
+      buildCommonSettings(flags),
+    );
+    log.info({ version: weftVersion, node: config.nodeName, mode: 'gossip' }, 'starting weft agent');
+    agent = await startClusterAgent(config, log);
+  }
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'shutting down');
@@ -120,6 +182,20 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
     process.once('SIGTERM', shutdown);
     process.once('SIGINT', shutdown);
   });
+}
+
+async function removePeer(socket: string, peer: string | undefined, force: boolean): Promise<number> {
+  if (!peer) throw new UsageError('rmpeer needs the name of the dead node');
+  const result = (await postToAgent(socket, '/v1/rmpeer', { peer, force })) as {
+    cidrs: string[];
+    addresses: number;
+  };
+  process.stdout.write(
+    result.cidrs.length === 0
+      ? `${peer} owned nothing (already reclaimed)\n`
+      : `took over ${result.addresses.toLocaleString('en-US')} addresses from ${peer}: ${result.cidrs.join(', ')}\n`,
+  );
+  return 0;
 }
 
 async function showStatus(socket: string, json: boolean): Promise<number> {
@@ -138,6 +214,10 @@ main(process.argv.slice(2)).then(
     if (error instanceof ConfigError) {
       process.stderr.write(`agent: configuration error: ${error.message}\n`);
       process.exit(2);
+    }
+    if (error instanceof AgentRequestError) {
+      process.stderr.write(`agent: ${error.message}\n`);
+      process.exit(4);
     }
     if (error instanceof AgentUnreachableError) {
       process.stderr.write(`agent: ${error.message}\n`);

@@ -20,7 +20,10 @@ export async function resolveMtu(
   const underlay = await underlayMtuOf(underlayAddress);
   const fitting = overlayMtu(underlay.mtu);
   if (configured !== undefined && configured > fitting) {
-    log.warn({ mtu: configured, underlayMtu: underlay.mtu }, 'MTU is larger than the underlay allows; packets will be fragmented');
+    log.warn(
+      { mtu: configured, underlayMtu: underlay.mtu },
+      'MTU is larger than the underlay allows; packets will be fragmented',
+    );
   }
   return { mtu: configured ?? fitting, underlay };
 }

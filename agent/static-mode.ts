@@ -1,11 +1,11 @@
 import type { AgentConfig } from '../src/config/agent-config.js';
 import { gatewayOf } from '../src/config/agent-config.js';
 import type { RouteTableSpec } from '../src/dataplane/route-table.js';
-import { NodePlumbing, ensureRoute } from '../src/plumbing/index.js';
+import { ensureRoute, NodePlumbing } from '../src/plumbing/index.js';
 import type { Logger } from '../src/util/log.js';
 import { type ModeEndpoints, startAdmin } from './admin.js';
 import { Dataplane } from './dataplane.js';
-import { TUN_TXQUEUELEN, type RunningAgent, resolveMtu } from './node-setup.js';
+import { type RunningAgent, resolveMtu, TUN_TXQUEUELEN } from './node-setup.js';
 
 /** `agent run --peers-file`: fixed ranges from a file, no control plane. */
 export async function startStaticAgent(config: AgentConfig, log: Logger): Promise<RunningAgent> {

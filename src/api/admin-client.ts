@@ -21,7 +21,12 @@ export function getFromAgent(socketPath: string, path: string, timeoutMs = 5000)
 }
 
 /** POSTs a JSON body to the agent's admin socket and returns its JSON answer. */
-export function postToAgent(socketPath: string, path: string, body: unknown, timeoutMs = 30_000): Promise<unknown> {
+export function postToAgent(
+  socketPath: string,
+  path: string,
+  body: unknown,
+  timeoutMs = 30_000,
+): Promise<unknown> {
   return callAgent(socketPath, 'POST', path, body, timeoutMs);
 }
 

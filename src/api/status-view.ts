@@ -27,7 +27,44 @@ export function renderStatus(report: StatusReport): string {
       ]),
     ),
   ];
+  const cp = report.controlPlane;
+  if (cp) {
+    const reachable = cp.peers.filter((p) => p.state === 'reachable').length;
+    lines.splice(
+      3,
+      0,
+      `        Peer ID: ${cp.peerId}`,
+      `     Encryption: ${cp.encryption ? 'cluster secret (private network)' : 'off'}`,
+      `          Peers: ${cp.peers.length} (${reachable} reachable, ${cp.peers.length - reachable} unreachable)`,
+      `    Connections: ${connectionSummary(cp.connections)}`,
+      `           IPAM: ${cp.ipam.summary}, ${count(cp.ipam.allocations)} pods, ${count(cp.ipam.freeAddresses)} free`,
+    );
+    lines.push(
+      '',
+      table(
+        ['NODE', 'UNDERLAY', 'STATE', 'RTT', 'ADDRESSES', 'SHARE'],
+        cp.ipam.owners.map((o) => {
+          const peer = cp.peers.find((p) => p.name === o.peer);
+          const self = o.peer === report.node.name;
+          return [
+            self ? `${o.peer} (this node)` : o.peer,
+            self ? report.node.underlayAddress : (peer?.underlayAddress ?? '?'),
+            self ? 'self' : (peer?.state ?? (o.reachable ? 'reachable' : 'unknown')),
+            peer?.rttMs == null ? '-' : `${peer.rttMs.toFixed(1)} ms`,
+            count(o.addresses),
+            `${o.percent.toFixed(1)} %`,
+          ];
+        }),
+      ),
+    );
+  }
   return `${lines.join('\n')}\n`;
+}
+
+function connectionSummary(connections: ReadonlyArray<{ state: string }>): string {
+  const byState = new Map<string, number>();
+  for (const c of connections) byState.set(c.state, (byState.get(c.state) ?? 0) + 1);
+  return byState.size === 0 ? 'none' : [...byState].map(([state, n]) => `${n} ${state}`).join(', ');
 }
 
 function dropDetail(dropped: Record<string, number>): string {

@@ -40,28 +40,41 @@ export const defaults = {
   adminSocket: '/run/weft/weft.sock',
 } as const;
 
+export type CommonSettings = Pick<
+  AgentConfig,
+  'clusterCidr' | 'vni' | 'dataPort' | 'tunName' | 'bridgeName' | 'mtu' | 'adminSocket'
+>;
+
+/** The flags both modes share: cluster range, data-plane port and VNI, device names, MTU, socket. */
+export function buildCommonSettings(flags: AgentFlags): CommonSettings {
+  const clusterCidr = flags.clusterCidr ?? defaults.clusterCidr;
+  parseClusterCidr(clusterCidr);
+  return {
+    clusterCidr,
+    vni: parseInteger('--vni', flags.vni, defaults.vni, 0, GPE_MAX_VNI),
+    dataPort: parseInteger('--port', flags.port, defaults.dataPort, 1, 65535),
+    tunName: parseInterfaceName('--tun', flags.tun ?? defaults.tunName),
+    bridgeName: parseInterfaceName('--bridge', flags.bridge ?? defaults.bridgeName),
+    mtu: flags.mtu === undefined ? undefined : parseInteger('--mtu', flags.mtu, 0, 576, 9000),
+    adminSocket: flags.adminSocket ?? defaults.adminSocket,
+  };
+}
+
 /** Combines command-line flags with the peer file, checking everything a person could get wrong. */
 export function buildAgentConfig(flags: AgentFlags, file: StaticPeerFile): AgentConfig {
-  const clusterCidr = flags.clusterCidr ?? defaults.clusterCidr;
-  const cluster = parseClusterCidr(clusterCidr);
-  const dataPort = parseInteger('--port', flags.port, defaults.dataPort, 1, 65535);
+  const common = buildCommonSettings(flags);
+  const cluster = parseClusterCidr(common.clusterCidr);
   const config: AgentConfig = {
+    ...common,
     nodeName: file.node.name,
     underlayAddress: file.node.underlayAddress,
     podCidrs: file.node.podCidrs,
     peers: file.peers.map((peer) => ({
       name: peer.name,
       underlayAddress: peer.underlayAddress,
-      port: peer.port ?? dataPort,
+      port: peer.port ?? common.dataPort,
       cidrs: peer.podCidrs,
     })),
-    clusterCidr,
-    vni: parseInteger('--vni', flags.vni, defaults.vni, 0, GPE_MAX_VNI),
-    dataPort,
-    tunName: parseInterfaceName('--tun', flags.tun ?? defaults.tunName),
-    bridgeName: parseInterfaceName('--bridge', flags.bridge ?? defaults.bridgeName),
-    mtu: flags.mtu === undefined ? undefined : parseInteger('--mtu', flags.mtu, 0, 576, 9000),
-    adminSocket: flags.adminSocket ?? defaults.adminSocket,
     peersFile: flags.peersFile ?? '',
   };
   const owners = [
@@ -71,7 +84,9 @@ export function buildAgentConfig(flags: AgentFlags, file: StaticPeerFile): Agent
   for (const { owner, cidrs } of owners) {
     for (const cidr of cidrs) {
       if (!ipaddr.parseCIDR(cidr)[0].match(cluster)) {
-        throw new ConfigError(`${owner}: pod range ${cidr} is outside the cluster range ${clusterCidr}`);
+        throw new ConfigError(
+          `${owner}: pod range ${cidr} is outside the cluster range ${config.clusterCidr}`,
+        );
       }
     }
   }
@@ -90,7 +105,7 @@ function parseClusterCidr(cidr: string): [ipaddr.IPv4, number] {
   }
 }
 
-function parseInteger(
+export function parseInteger(
   flag: string,
   value: string | undefined,
   fallback: number,

@@ -6,8 +6,8 @@ import {
   type IpamMessage,
   type IpamNode,
   type IpamSnapshot,
-  type RmpeerResult,
   parseIpamMessage,
+  type RmpeerResult,
   saveIpamState,
 } from '../ipam/index.js';
 import type { Logger } from '../util/log.js';
@@ -81,7 +81,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.flushChain;
+    await this.flushChain.catch(() => undefined);
   }
 
   /** The topology's reachable peers (and optionally the expected cluster size) changed. */

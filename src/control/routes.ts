@@ -1,6 +1,6 @@
 import type { PeerRoute, RouteTableSpec } from '../dataplane/route-table.js';
 import { cidrInterval } from '../ipam/address.js';
-import { type Ring, ownedRanges, parseAddress, parseCidr } from '../ipam/index.js';
+import { ownedRanges, parseAddress, parseCidr, type Ring } from '../ipam/index.js';
 
 /** What the data plane needs to know about a peer from the topology. */
 export interface PeerAddress {
@@ -49,7 +49,10 @@ export interface BridgeLayout {
 }
 
 /** Where the gateway sits among this node's blocks; undefined until the node owns space. */
-export function bridgeLayout(localCidrs: readonly string[], gateway: string | undefined): BridgeLayout | undefined {
+export function bridgeLayout(
+  localCidrs: readonly string[],
+  gateway: string | undefined,
+): BridgeLayout | undefined {
   if (gateway === undefined) return undefined;
   const address = parseAddress(gateway);
   const home = localCidrs.find((cidr) => {

@@ -48,7 +48,22 @@ describe('agent command line', () => {
   });
 
   const badConfigs: Array<[string, string[], RegExp]> = [
-    ['no peer file', [], /--peers-file is required/],
+    ['no underlay address (gossip mode)', [], /--underlay-address is required/],
+    [
+      'a bad underlay address',
+      ['--underlay-address', '10.0.0.300'],
+      /--underlay-address 10\.0\.0\.300 must be an IPv4/,
+    ],
+    [
+      'a bad --ipam-init',
+      ['--underlay-address', '10.0.0.1', '--ipam-init', 'vote'],
+      /--ipam-init vote must be/,
+    ],
+    [
+      'a peer timeout not above the heartbeat',
+      ['--underlay-address', '10.0.0.1', '--heartbeat-ms', '5000', '--peer-timeout-ms', '4000'],
+      /--peer-timeout-ms 4000 must be longer than --heartbeat-ms 5000/,
+    ],
     ['a missing peer file', ['--peers-file', join(dir, 'absent.json')], /cannot read peer file/],
     ['a peer file that is not JSON', ['--peers-file', peerFile('garbage.json', '{nope')], /not valid JSON/],
     [

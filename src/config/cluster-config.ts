@@ -1,0 +1,139 @@
+import { hostname } from 'node:os';
+import ipaddr from 'ipaddr.js';
+import type { SeedingMode } from '../ipam/index.js';
+import { type CommonSettings, defaults, parseInteger } from './agent-config.js';
+import { ConfigError } from './static-peers.js';
+
+/** `agent run` without a peer file: gossip discovery and IPAM decide peers and ranges. */
+export interface ClusterConfig {
+  nodeName: string;
+  underlayAddress: string;
+  peers: string[];
+  gossipPort: number;
+  stateDir: string;
+  clusterSecretFile: string | undefined;
+  seeding: SeedingMode;
+  /** Expected cluster size for consensus seeding, when given or derived from --peers. */
+  expectedPeers: number | undefined;
+  heartbeatMs: number;
+  peerTimeoutMs: number;
+  clusterCidr: string;
+  vni: number;
+  dataPort: number;
+  tunName: string;
+  bridgeName: string;
+  mtu: number | undefined;
+  adminSocket: string;
+}
+
+export interface ClusterFlags {
+  name?: string | undefined;
+  underlayAddress?: string | undefined;
+  peers?: string | undefined;
+  gossipPort?: string | undefined;
+  stateDir?: string | undefined;
+  clusterSecretFile?: string | undefined;
+  ipamInit?: string | undefined;
+  heartbeatMs?: string | undefined;
+  peerTimeoutMs?: string | undefined;
+}
+
+export const clusterDefaults = {
+  gossipPort: 6783,
+  stateDir: '/var/lib/weft',
+  heartbeatMs: 2_000,
+  peerTimeoutMs: 15_000,
+} as const;
+
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
+
+export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings): ClusterConfig {
+  const nodeName = flags.name ?? hostname();
+  if (!NODE_NAME.test(nodeName)) {
+    throw new ConfigError(
+      `--name ${nodeName} must be a DNS label-like name: lower case letters, digits, '-' and '.'`,
+    );
+  }
+  const underlayAddress = flags.underlayAddress;
+  if (underlayAddress === undefined) {
+    throw new ConfigError('--underlay-address is required: the IPv4 address other nodes reach this node on');
+  }
+  if (!ipaddr.IPv4.isValidFourPartDecimal(underlayAddress)) {
+    throw new ConfigError(`--underlay-address ${underlayAddress} must be an IPv4 address like 192.168.1.10`);
+  }
+  const gossipPort = parseInteger('--gossip-port', flags.gossipPort, clusterDefaults.gossipPort, 1, 65535);
+  const peers = (flags.peers ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
+  for (const peer of peers) {
+    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(peer)) {
+      throw new ConfigError(`--peers entry "${peer}" must be host or host:port`);
+    }
+  }
+  const others = new Set(peers.map((p) => p.split(':')[0]).filter((host) => host !== underlayAddress));
+  const { seeding, expectedPeers } = parseIpamInit(flags.ipamInit, others.size + 1);
+  const heartbeatMs = parseInteger(
+    '--heartbeat-ms',
+    flags.heartbeatMs,
+    clusterDefaults.heartbeatMs,
+    100,
+    600_000,
+  );
+  const peerTimeoutMs = parseInteger(
+    '--peer-timeout-ms',
+    flags.peerTimeoutMs,
+    clusterDefaults.peerTimeoutMs,
+    200,
+    3_600_000,
+  );
+  if (peerTimeoutMs <= heartbeatMs) {
+    throw new ConfigError(
+      `--peer-timeout-ms ${peerTimeoutMs} must be longer than --heartbeat-ms ${heartbeatMs}`,
+    );
+  }
+  return {
+    ...common,
+    nodeName,
+    underlayAddress,
+    peers,
+    gossipPort,
+    stateDir: flags.stateDir ?? clusterDefaults.stateDir,
+    clusterSecretFile: flags.clusterSecretFile,
+    seeding,
+    expectedPeers,
+    heartbeatMs,
+    peerTimeoutMs,
+  };
+}
+
+/**
+ * `--ipam-init`, as Weave's --ipalloc-init: `consensus` (quorum of the expected cluster size,
+ * by default the --peers count plus this node), `consensus=N`, `seeds=a,b,c` (these nodes split
+ * the range at once) or `observer` (join an existing ring, never seed one).
+ */
+export function parseIpamInit(
+  value: string | undefined,
+  peerCount: number,
+): { seeding: SeedingMode; expectedPeers: number | undefined } {
+  const text = value ?? 'consensus';
+  if (text === 'observer') return { seeding: { kind: 'observer' }, expectedPeers: undefined };
+  if (text === 'consensus')
+    return { seeding: { kind: 'consensus', expectedPeers: peerCount }, expectedPeers: peerCount };
+  const consensus = /^consensus=(\d+)$/.exec(text);
+  if (consensus) {
+    const n = Number(consensus[1]);
+    if (n < 1) throw new ConfigError('--ipam-init consensus=N needs N of at least 1');
+    return { seeding: { kind: 'consensus', expectedPeers: n }, expectedPeers: n };
+  }
+  const seeds = /^seeds=(.+)$/.exec(text);
+  if (seeds) {
+    const names = (seeds[1] as string).split(',').map((s) => s.trim());
+    if (names.some((n) => !NODE_NAME.test(n)))
+      throw new ConfigError(`--ipam-init ${text}: seeds must be node names`);
+    return { seeding: { kind: 'seeds', seeds: names }, expectedPeers: undefined };
+  }
+  throw new ConfigError(`--ipam-init ${text} must be consensus, consensus=N, seeds=a,b,… or observer`);
+}
+
+export { defaults };

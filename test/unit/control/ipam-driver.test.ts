@@ -1,0 +1,170 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IpamDriver } from '../../../src/control/ipam-driver.js';
+import { bridgeLayout, deriveRoutes } from '../../../src/control/routes.js';
+import { RouteTable } from '../../../src/dataplane/route-table.js';
+import type { GossipChannel } from '../../../src/gossip/channel.js';
+import { MemoryChannelHub } from '../../../src/gossip/fake/memory-channel.js';
+import { IpamNode, type IpamSnapshot } from '../../../src/ipam/index.js';
+
+const log = pino({ level: 'silent' });
+const CLUSTER = '10.32.0.0/12';
+
+interface Harness {
+  drivers: Map<string, IpamDriver>;
+  events: string[];
+  saved: Map<string, IpamSnapshot>;
+  failSaves: Set<string>;
+}
+
+/** Records the order of saves and sends, so the test can check that no send precedes its save. */
+function recordingChannel(name: string, channel: GossipChannel, harness: Harness): GossipChannel {
+  return {
+    broadcast: async (payload) => {
+      harness.events.push(`${name}:send`);
+      await channel.broadcast(payload);
+    },
+    send: async (to, payload) => {
+      harness.events.push(`${name}:send`);
+      return channel.send(to, payload);
+    },
+    onBroadcast: (handler) => channel.onBroadcast(handler),
+    onRequest: (handler) => channel.onRequest(handler),
+  };
+}
+
+function cluster(names: string[]): Harness {
+  const hub = new MemoryChannelHub();
+  const harness: Harness = { drivers: new Map(), events: [], saved: new Map(), failSaves: new Set() };
+  for (const name of names) {
+    const ipam = IpamNode.create({
+      peer: name,
+      clusterRange: CLUSTER,
+      seeding: { kind: 'seeds', seeds: names },
+    });
+    const driver = new IpamDriver({
+      ipam,
+      channel: recordingChannel(name, hub.join(name), harness),
+      stateDir: `/nonexistent/${name}`,
+      log,
+      tickIntervalMs: 20,
+      save: async (_dir, snapshot) => {
+        await new Promise((r) => setTimeout(r, 1));
+        if (harness.failSaves.has(name)) throw new Error('disk full');
+        harness.saved.set(name, snapshot);
+        harness.events.push(`${name}:saved`);
+      },
+    });
+    harness.drivers.set(name, driver);
+  }
+  return harness;
+}
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+let running: IpamDriver[] = [];
+afterEach(async () => {
+  for (const driver of running) await driver.stop();
+  running = [];
+});
+
+function start(harness: Harness): IpamDriver[] {
+  const drivers = [...harness.drivers.values()];
+  for (const d of drivers) d.start();
+  running.push(...drivers);
+  return drivers;
+}
+
+describe('IpamDriver', () => {
+  it('seeds a three-node ring over the channel and allocates distinct addresses', async () => {
+    const harness = cluster(['a', 'b', 'c']);
+    const drivers = start(harness);
+    await Promise.all(drivers.map((d) => d.setKnownPeers(['a', 'b', 'c'])));
+    await until(() => drivers.every((d) => d.node.ring !== null));
+    const results = await Promise.all(drivers.map((d) => d.allocate('pod-1')));
+    const addresses = results.map((r) => (r.ok ? r.address : r.message));
+    expect(new Set(addresses).size).toBe(3);
+    expect(addresses.every((a) => a.startsWith('10.'))).toBe(true);
+  });
+
+  it('saves state before any message derived from it is sent', async () => {
+    const harness = cluster(['a', 'b']);
+    const drivers = start(harness);
+    await Promise.all(drivers.map((d) => d.setKnownPeers(['a', 'b'])));
+    await until(() => drivers.every((d) => d.node.ring !== null));
+    for (const name of ['a', 'b']) {
+      const own = harness.events.filter((e) => e.startsWith(`${name}:`));
+      expect(own.length).toBeGreaterThan(1);
+      // The first thing a node does that others can see is preceded by a save.
+      expect(own[0]).toBe(`${name}:saved`);
+    }
+  });
+
+  it('resolves an allocation only once it is saved, and holds back messages when saving fails', async () => {
+    const harness = cluster(['a', 'b']);
+    const [a] = start(harness) as [IpamDriver, IpamDriver];
+    await Promise.all([...harness.drivers.values()].map((d) => d.setKnownPeers(['a', 'b'])));
+    await until(() => [...harness.drivers.values()].every((d) => d.node.ring !== null));
+
+    const result = await a.allocate('pod-x');
+    expect(result.ok).toBe(true);
+    const saved = harness.saved.get('a');
+    expect(saved && JSON.stringify(saved)).toContain('pod-x');
+
+    harness.failSaves.add('a');
+    const sendsBefore = harness.events.filter((e) => e === 'a:send').length;
+    await expect(a.allocate('pod-y')).rejects.toThrow(/disk full/);
+    expect(harness.events.filter((e) => e === 'a:send').length).toBe(sendsBefore);
+  });
+
+  it('drops invalid messages, counting them', async () => {
+    const hub = new MemoryChannelHub();
+    const ipam = IpamNode.create({ peer: 'a', clusterRange: CLUSTER, seeding: { kind: 'observer' } });
+    const driver = new IpamDriver({
+      ipam,
+      channel: hub.join('a'),
+      stateDir: '/x',
+      log,
+      save: async () => {},
+    });
+    driver.start();
+    running.push(driver);
+    const stranger = hub.join('z');
+    await stranger.broadcast(new TextEncoder().encode('{"type":"ring","v":99}'));
+    await stranger.broadcast(new TextEncoder().encode('not json'));
+    await until(() => driver.counters.rejected === 2);
+    expect(driver.counters.received).toBe(0);
+  });
+});
+
+describe('route derivation', () => {
+  it('maps ring owners to underlay addresses, local ranges apart, unknown owners listed', async () => {
+    const harness = cluster(['a', 'b', 'c']);
+    const drivers = start(harness);
+    await Promise.all(drivers.map((d) => d.setKnownPeers(['a', 'b', 'c'])));
+    await until(() => drivers.every((d) => d.node.ring !== null));
+    const ring = (drivers[0] as IpamDriver).node.ring;
+    const derived = deriveRoutes('a', ring, [{ name: 'b', underlayAddress: '192.168.0.2', dataPort: 4790 }]);
+    expect(derived.unroutable).toEqual(['c']);
+    expect(derived.spec.peers.map((p) => p.name)).toEqual(['b']);
+    expect(derived.spec.localCidrs.length).toBeGreaterThan(0);
+    // The result is a valid, non-overlapping table.
+    const table = RouteTable.build(derived.spec);
+    expect(table.peerCount).toBe(1);
+  });
+
+  it('puts the gateway on the bridge with its block prefix and routes the other blocks', () => {
+    expect(bridgeLayout(['10.32.0.0/14', '10.40.0.0/16'], '10.32.0.1')).toEqual({
+      gatewayCidr: '10.32.0.1/14',
+      extraCidrs: ['10.40.0.0/16'],
+    });
+    expect(bridgeLayout(['10.32.0.0/14'], undefined)).toBeUndefined();
+    expect(bridgeLayout(['10.32.0.0/14'], '10.99.0.1')).toBeUndefined();
+  });
+});
