@@ -13,6 +13,8 @@ import { Dataplane } from './dataplane.js';
 import { type RunningAgent, resolveMtu, TUN_TXQUEUELEN } from './node-setup.js';
 
 const IPAM_CHANNEL = 'ipam';
+/** Paxos and space-request retry: a LAN round trip is milliseconds, so seconds are plenty. */
+const IPAM_RETRY_MS = 5_000;
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,253}$/;
 
 /**
@@ -29,7 +31,12 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         ? { value: process.env.WEFT_CLUSTER_SECRET }
         : {},
   );
-  const ipamConfig = { peer: config.nodeName, clusterRange: config.clusterCidr, seeding: config.seeding };
+  const ipamConfig = {
+    peer: config.nodeName,
+    clusterRange: config.clusterCidr,
+    seeding: config.seeding,
+    timing: { retryMs: IPAM_RETRY_MS },
+  };
   const saved = await loadIpamState(config.stateDir, {
     clusterRange: config.clusterCidr,
     peer: config.nodeName,

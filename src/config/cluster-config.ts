@@ -41,8 +41,8 @@ export interface ClusterFlags {
 export const clusterDefaults = {
   gossipPort: 6783,
   stateDir: '/var/lib/weft',
-  heartbeatMs: 2_000,
-  peerTimeoutMs: 15_000,
+  heartbeatMs: 5_000,
+  peerTimeoutMs: 20_000,
 } as const;
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;

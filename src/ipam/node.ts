@@ -758,6 +758,9 @@ export class IpamNode {
       this.abandonAttempt();
     }
     if (this.attempt !== null) return;
+    // Rank only once a quorum is known: a node that saw only itself would rank itself first, and
+    // every node would propose at once and duel.
+    if (this.known.size < this.quorum) return;
     if (this.nextAttemptAt === null) {
       // The lowest-named peer proposes first; the others hold back, so that a large cluster does not
       // start with hundreds of duelling proposers.
@@ -765,7 +768,7 @@ export class IpamNode {
       this.nextAttemptAt =
         this.nowMs + (rank === 0 ? 0 : this.timing.retryMs * Math.min(rank, 3) * (1 + this.random()));
     }
-    if (this.nowMs < this.nextAttemptAt || this.known.size < this.quorum) return;
+    if (this.nowMs < this.nextAttemptAt) return;
     // Another proposer is making progress: let it finish rather than duel with it.
     if (this.nowMs - this.lastForeignPaxosAt < 2 * this.timing.retryMs) return;
     this.lastRound = Math.max(this.lastRound, this.highestRoundSeen, this.acceptor.promised?.round ?? 0) + 1;

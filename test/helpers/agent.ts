@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getFromAgent } from '../../src/api/admin-client.js';
@@ -8,6 +8,8 @@ import type { NetnsGroup } from './netns.js';
 import type { NodeIndex, NodeOverlay, TwoNodeTopology } from './topology.js';
 
 export const AGENT_ENTRY = resolve('dist/agent/main.js');
+/** Node flags the agent runs with (none today; kept in one place for the tests, bench and lab). */
+export const AGENT_NODE_FLAGS: string[] = [];
 
 export function requireBuiltAgent(): void {
   if (!existsSync(AGENT_ENTRY)) throw new Error(`${AGENT_ENTRY} is missing: run "npm run build" first`);
@@ -28,7 +30,18 @@ export interface StartAgentOptions {
   peerFile?: unknown;
 }
 
-const workDir = mkdtempSync(join(tmpdir(), 'weft-test-'));
+/** Peer files, sockets and logs of one group's agents; removed with the group. */
+function workDirOf(group: NetnsGroup): string {
+  let dir = workDirs.get(group);
+  if (!dir) {
+    const created = mkdtempSync(join(tmpdir(), 'weft-test-'));
+    group.onDestroy(() => rmSync(created, { recursive: true, force: true }));
+    workDirs.set(group, created);
+    dir = created;
+  }
+  return dir;
+}
+const workDirs = new WeakMap<NetnsGroup, string>();
 
 /** Starts `agent run` in a node namespace of the two-node topology and waits until it answers. */
 export async function startAgentOn(
@@ -40,6 +53,7 @@ export async function startAgentOn(
   requireBuiltAgent();
   const self = topo.nodes[node];
   const peer = topo.nodes[node === 0 ? 1 : 0];
+  const workDir = workDirOf(group);
   const peerFile = join(workDir, `${group.prefix}-${self.shortName}-peers.json`);
   const socket = join(workDir, `${group.prefix}-${self.shortName}.sock`);
   const logFile = join(workDir, `${group.prefix}-${self.shortName}.log`);

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getFromAgent, postToAgent } from '../../src/api/admin-client.js';
@@ -31,6 +31,8 @@ export interface ClusterOptions {
   agentFlags?: string[];
   /** Underlay /24 prefix, nodes get .1, .2, … Default 192.168.198. */
   underlayPrefix?: string;
+  /** Short heartbeat and peer timeout so tests see failures quickly (default true). */
+  fastHeartbeat?: boolean;
 }
 
 /**
@@ -40,7 +42,7 @@ export interface ClusterOptions {
 export class TestCluster {
   readonly nodes: ClusterNode[] = [];
   readonly pods: ClusterPod[] = [];
-  private readonly workDir = mkdtempSync(join(tmpdir(), 'weft-cluster-'));
+  readonly workDir = mkdtempSync(join(tmpdir(), 'weft-cluster-'));
 
   private constructor(
     readonly group: NetnsGroup,
@@ -50,6 +52,7 @@ export class TestCluster {
   static async create(group: NetnsGroup, size: number, options: ClusterOptions = {}): Promise<TestCluster> {
     requireBuiltAgent();
     const cluster = new TestCluster(group, options);
+    group.onDestroy(() => rmSync(cluster.workDir, { recursive: true, force: true }));
     await group.addNamespace(SWITCH);
     await group.exec(SWITCH, ['ip', 'link', 'add', SWITCH_BRIDGE, 'type', 'bridge']);
     await group.linkUp(SWITCH, SWITCH_BRIDGE);

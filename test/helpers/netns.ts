@@ -160,6 +160,7 @@ function removeSafetyNet(): void {
 export class NetnsGroup {
   private readonly namespaces = new Set<string>();
   private readonly children = new Set<ChildProcess>();
+  private readonly cleanups: Array<() => void> = [];
   private destroyed = false;
 
   private constructor(readonly prefix: string) {}
@@ -296,9 +297,15 @@ export class NetnsGroup {
         failures.push(error);
       }
     }
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
     if (failures.length > 0)
       throw new AggregateError(failures, `group ${this.prefix}: namespaces left behind`);
     this.release();
+  }
+
+  /** Runs `cleanup` (e.g. removing a temp dir) when the group is destroyed, after its processes stop. */
+  onDestroy(cleanup: () => void): void {
+    this.cleanups.push(cleanup);
   }
 
   /** The same as {@link destroy}, blocking, for `exit` and signal handlers. */

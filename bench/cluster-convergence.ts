@@ -1,0 +1,119 @@
+import '../src/util/polyfill.js';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { waitFor } from '../test/helpers/agent.js';
+import { TestCluster } from '../test/helpers/cluster.js';
+import { NetnsGroup } from '../test/helpers/netns.js';
+
+/**
+ * Real agents (data plane, gossip and IPAM) in N node namespaces on one switch, all started at
+ * once with every other node's address: the time from the last agent's start (answering on its
+ * admin socket) until every agent knows every peer as reachable and owns space, then RSS and idle
+ * CPU per agent. Boot time of all N processes on the shared cores is reported separately.
+ *
+ *   node dist/bench/cluster-convergence.js [--sizes 5,10,20] [--settle-s 10] [--idle-s 20]
+ */
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '5,10,20' },
+    'settle-s': { type: 'string', default: '10' },
+    'idle-s': { type: 'string', default: '20' },
+  },
+});
+const sizes = (values.sizes ?? '').split(',').map(Number);
+const idleSeconds = Number(values['idle-s']);
+const settleSeconds = Number(values['settle-s']);
+const CLOCK_TICKS = 100;
+
+interface Row {
+  agents: number;
+  /** From spawning all agents at once until the last one answers: 2 cores loading N Node processes. */
+  bootSec: number | null;
+  convergedSec: number | null;
+  rssMbMedian: number;
+  rssMbMax: number;
+  idleCpuPctMedian: number;
+  idleCpuPctMax: number;
+}
+
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
+  return Number(line?.split(/\s+/)[1]) / 1024;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+async function measure(size: number): Promise<Row> {
+  await NetnsGroup.sweepStale('wt-conv');
+  const group = NetnsGroup.create('conv');
+  try {
+    const cluster = await TestCluster.create(group, size, { fastHeartbeat: false });
+    for (const node of cluster.nodes) cluster.startAgent(node.name);
+    const spawned = Date.now();
+    let convergedSec: number | null = null;
+    let bootSec: number | null = null;
+    try {
+      // "Started" = answering on its admin socket: node and libp2p loaded, devices and listener up.
+      await Promise.all(
+        cluster.nodes.map((n) =>
+          waitFor(
+            () =>
+              cluster.status(n.name).then(
+                () => true,
+                () => false,
+              ),
+            120_000,
+            `${n.name} never started`,
+            50,
+          ),
+        ),
+      );
+      const lastStarted = Date.now();
+      bootSec = (lastStarted - spawned) / 1000;
+      await cluster.waitUntilReady(undefined, 120_000);
+      convergedSec = (Date.now() - lastStarted) / 1000;
+    } catch (error) {
+      console.error(`[conv] ${size} agents did not converge: ${(error as Error).message.split('\n')[0]}`);
+    }
+    // Connection tie-breaks and the first ring gossip settle in the seconds after convergence.
+    await new Promise((r) => setTimeout(r, settleSeconds * 1000));
+    const pids = cluster.nodes.map((n) => n.agent?.pid as number);
+    const before = pids.map(cpuTicks);
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const cpu = pids.map(
+      (pid, i) => ((cpuTicks(pid) - (before[i] as number)) / CLOCK_TICKS / idleSeconds) * 100,
+    );
+    const rss = pids.map(rssMb);
+    return {
+      agents: size,
+      bootSec,
+      convergedSec,
+      rssMbMedian: median(rss),
+      rssMbMax: Math.max(...rss),
+      idleCpuPctMedian: median(cpu),
+      idleCpuPctMax: Math.max(...cpu),
+    };
+  } finally {
+    await group.destroy();
+  }
+}
+
+const rows: Row[] = [];
+for (const size of sizes) {
+  console.error(`[conv] ${size} agents…`);
+  rows.push(await measure(size));
+}
+console.log('agents  all started after s  converged s after that  RSS MB p50/max  idle CPU % p50/max');
+for (const r of rows) {
+  console.log(
+    `${String(r.agents).padStart(6)}  ${(r.bootSec?.toFixed(1) ?? '-').padStart(20)}  ${(r.convergedSec?.toFixed(1) ?? 'no').padStart(22)}  ${r.rssMbMedian.toFixed(0).padStart(6)}/${r.rssMbMax.toFixed(0).padEnd(7)}  ${r.idleCpuPctMedian.toFixed(1).padStart(6)}/${r.idleCpuPctMax.toFixed(1)}`,
+  );
+}
+console.log(JSON.stringify(rows));
