@@ -7,4 +7,15 @@ bash scripts/setup.sh
 npm run build
 npm run lint
 npm run typecheck
-npm test
+
+results=$(mktemp -t weft-test-results.XXXXXX.json)
+trap 'rm -f "$results"' EXIT
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$results" || status=$?
+# A plain closing line that any CI log reader understands.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$results" || true
+exit "$status"

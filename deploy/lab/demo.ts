@@ -1,7 +1,9 @@
 import '../../src/util/polyfill.js';
+import { randomBytes } from 'node:crypto';
 import { renderStatus, table } from '../../src/api/status-view.js';
-import { type AgentProcess, startAgentOn, waitFor } from '../../test/helpers/agent.js';
+import { type AgentProcess, startAgentOn } from '../../test/helpers/agent.js';
 import { NetnsGroup } from '../../test/helpers/netns.js';
+import { downloadSha256, iperf3, serveFile } from '../../test/helpers/services.js';
 import { buildTwoNodeTopology } from '../../test/helpers/topology.js';
 
 /**
@@ -66,51 +68,19 @@ try {
     });
   }
   await check(`wget ${p1.shortName} → httpd on ${p2.shortName}`, async () => {
-    const dir = `/tmp/${group.prefix}-www`;
-    await group.exec(p2.shortName, [
-      'sh',
-      '-c',
-      `mkdir -p ${dir} && head -c 8388608 /dev/urandom > ${dir}/blob`,
-    ]);
-    const httpd = group.spawn(p2.shortName, ['busybox', 'httpd', '-f', '-p', '80', '-h', dir]);
+    const served = await serveFile(group, p2.shortName, p2.ip, randomBytes(8 * 1024 * 1024), 80);
     try {
-      await waitFor(
-        async () =>
-          (await group.exec(p2.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(':80 '),
-        5000,
-        'httpd did not start',
-      );
       const started = Date.now();
-      const out = await group.exec(p1.shortName, [
-        'sh',
-        '-c',
-        `timeout 20 busybox wget -q -O - http://${p2.ip}/blob | wc -c`,
-      ]);
-      const bytes = Number(out.stdout.trim());
-      if (bytes !== 8388608) throw new Error(`got ${bytes} of 8388608 bytes`);
-      return `8 MiB in ${Date.now() - started} ms`;
+      const sha256 = await downloadSha256(group, p1.shortName, served.url);
+      if (sha256 !== served.sha256) throw new Error('the download does not match what was served');
+      return `8 MiB in ${Date.now() - started} ms, SHA-256 matches`;
     } finally {
-      await group.stop(httpd);
-      await group.exec(p2.shortName, ['rm', '-rf', dir]);
+      await served.stop();
     }
   });
   await check(`iperf3 ${p1.shortName} → ${p2.shortName}, 3 s`, async () => {
-    const server = group.spawn(p2.shortName, ['iperf3', '-s', '-1']);
-    try {
-      await waitFor(
-        async () =>
-          (await group.exec(p2.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(':5201'),
-        5000,
-        'iperf3 server did not start',
-      );
-      const out = await group.exec(p1.shortName, ['iperf3', '-c', p2.ip, '-t', '3', '-J'], {
-        timeoutMs: 30_000,
-      });
-      const end = JSON.parse(out.stdout).end;
-      return `${(end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s, ${end.sum_sent.retransmits} retransmits`;
-    } finally {
-      await group.stop(server);
-    }
+    const end = await iperf3(group, p2.shortName, p1.shortName, p2.ip);
+    return `${(end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s, ${end.sum_sent.retransmits ?? 0} retransmits`;
   });
 
   say('');

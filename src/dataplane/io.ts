@@ -84,20 +84,4 @@ export interface UdpTransport {
   close(): void;
 }
 
-/** IPv4 dotted quad to the unsigned 32-bit value used in {@link PacketBatch.addrs}. */
-export function ipv4ToUint32(address: string): number {
-  const parts = address.split('.');
-  if (parts.length !== 4) throw new TypeError(`not an IPv4 address: ${address}`);
-  let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) throw new TypeError(`not an IPv4 address: ${address}`);
-    const octet = Number(part);
-    if (octet > 255) throw new TypeError(`not an IPv4 address: ${address}`);
-    value = value * 256 + octet;
-  }
-  return value >>> 0;
-}
-
-export function uint32ToIpv4(value: number): string {
-  return `${value >>> 24}.${(value >>> 16) & 0xff}.${(value >>> 8) & 0xff}.${value & 0xff}`;
-}
+export { ipv4ToUint32, uint32ToIpv4 } from '../util/ipv4.js';

@@ -1,5 +1,6 @@
-import { type PollHandle, type WeftDpAddon, weftDp } from '../native/addon.js';
+import { type WeftDpAddon, weftDp } from '../native/addon.js';
 import type { PacketBatch, TunDevice } from './io.js';
+import { PolledFd } from './polled-fd.js';
 
 export interface KernelTunOptions {
   /** Prefix packets with a 10-byte virtio_net_hdr (needed before {@link KernelTun.setOffload}). */
@@ -14,15 +15,14 @@ export interface KernelTunOptions {
  * the caller drops it.
  */
 export class KernelTun implements TunDevice {
-  private fd: number;
-  private poll: PollHandle | undefined;
+  private readonly fd: PolledFd;
 
   private constructor(
     private readonly dp: WeftDpAddon,
     fd: number,
     readonly name: string,
   ) {
-    this.fd = fd;
+    this.fd = new PolledFd(dp, fd, `TUN ${name}`);
   }
 
   /**
@@ -37,12 +37,12 @@ export class KernelTun implements TunDevice {
 
   /** TUNSETOFFLOAD with TUN_F_* bits from the addon's `constants`. */
   setOffload(flags: number): void {
-    this.dp.tunSetOffload(this.openFd(), flags);
+    this.dp.tunSetOffload(this.fd.open, flags);
   }
 
   readBatch(batch: PacketBatch, headroom: number): number {
     batch.count = this.dp.tunReadBatch(
-      this.openFd(),
+      this.fd.open,
       batch.buf,
       batch.slotSize,
       headroom,
@@ -54,34 +54,15 @@ export class KernelTun implements TunDevice {
   }
 
   writeBatch(batch: PacketBatch): number {
-    return this.dp.tunWriteBatch(this.openFd(), batch.buf, batch.offsets, batch.lengths, batch.count);
+    return this.dp.tunWriteBatch(this.fd.open, batch.buf, batch.offsets, batch.lengths, batch.count);
   }
 
   /** Replaces any earlier callback. */
   onReadable(onReady: () => void): void {
-    const fd = this.openFd();
-    this.stopPolling();
-    // A poll error is not passed on: onReady's next read throws the real errno.
-    this.poll = this.dp.pollStart(fd, () => onReady());
+    this.fd.onReadable(onReady);
   }
 
   close(): void {
-    if (this.fd < 0) return;
-    this.stopPolling();
-    const fd = this.fd;
-    this.fd = -1;
-    this.dp.close(fd);
-  }
-
-  private stopPolling(): void {
-    if (this.poll === undefined) return;
-    this.dp.pollStop(this.poll);
-    this.poll = undefined;
-  }
-
-  /** Refuses use after close: the fd number may already belong to another file. */
-  private openFd(): number {
-    if (this.fd < 0) throw new Error(`TUN ${this.name} is closed`);
-    return this.fd;
+    this.fd.close();
   }
 }

@@ -1,5 +1,6 @@
-import { type PollHandle, type UdpOpenOptions, type WeftDpAddon, weftDp } from '../native/addon.js';
+import { type UdpOpenOptions, type WeftDpAddon, weftDp } from '../native/addon.js';
 import type { PacketBatch, UdpTransport } from './io.js';
+import { PolledFd } from './polled-fd.js';
 
 export type KernelUdpOptions = UdpOpenOptions;
 
@@ -10,8 +11,7 @@ export type KernelUdpOptions = UdpOpenOptions;
  * caller drops it.
  */
 export class KernelUdp implements UdpTransport {
-  private fd: number;
-  private poll: PollHandle | undefined;
+  private readonly fd: PolledFd;
 
   private constructor(
     private readonly dp: WeftDpAddon,
@@ -22,7 +22,7 @@ export class KernelUdp implements UdpTransport {
     readonly rcvbuf: number,
     readonly sndbuf: number,
   ) {
-    this.fd = fd;
+    this.fd = new PolledFd(dp, fd, `UDP socket ${localAddress}:${localPort}`);
   }
 
   /** Binds `address`:`port` (SO_REUSEADDR); port 0 picks an ephemeral port, see {@link localPort}. */
@@ -34,7 +34,7 @@ export class KernelUdp implements UdpTransport {
 
   recvBatch(batch: PacketBatch): number {
     batch.count = this.dp.udpRecvBatch(
-      this.openFd(),
+      this.fd.open,
       batch.buf,
       batch.slotSize,
       batch.capacity,
@@ -48,7 +48,7 @@ export class KernelUdp implements UdpTransport {
 
   sendBatch(batch: PacketBatch): number {
     return this.dp.udpSendBatch(
-      this.openFd(),
+      this.fd.open,
       batch.buf,
       batch.offsets,
       batch.lengths,
@@ -60,30 +60,10 @@ export class KernelUdp implements UdpTransport {
 
   /** Replaces any earlier callback. */
   onReadable(onReady: () => void): void {
-    const fd = this.openFd();
-    this.stopPolling();
-    // A poll error is not passed on: onReady's next receive clears a transient socket error and
-    // throws a lasting one.
-    this.poll = this.dp.pollStart(fd, () => onReady());
+    this.fd.onReadable(onReady);
   }
 
   close(): void {
-    if (this.fd < 0) return;
-    this.stopPolling();
-    const fd = this.fd;
-    this.fd = -1;
-    this.dp.close(fd);
-  }
-
-  private stopPolling(): void {
-    if (this.poll === undefined) return;
-    this.dp.pollStop(this.poll);
-    this.poll = undefined;
-  }
-
-  /** Refuses use after close: the fd number may already belong to another socket. */
-  private openFd(): number {
-    if (this.fd < 0) throw new Error(`UDP socket ${this.localAddress}:${this.localPort} is closed`);
-    return this.fd;
+    this.fd.close();
   }
 }

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { ipv4ToUint32, isIpv4, uint32ToIpv4 } from '../util/ipv4.js';
 
 /**
  * IPv4 addresses as unsigned 32-bit integers held in JS numbers (10.32.0.1 = 0x0a200001), and
@@ -26,17 +27,12 @@ export function cidrInterval(cidr: Cidr): Interval {
 }
 
 export function parseAddress(text: string): number {
-  if (!ipaddr.IPv4.isValidFourPartDecimal(text)) {
-    throw new Error(`not an IPv4 address in dotted-quad form: '${text}'`);
-  }
-  const [a, b, c, d] = ipaddr.IPv4.parse(text).octets as [number, number, number, number];
-  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+  if (!isIpv4(text)) throw new Error(`not an IPv4 address in dotted-quad form: '${text}'`);
+  return ipv4ToUint32(text);
 }
 
 export function formatAddress(address: number): string {
-  return ipaddr
-    .fromByteArray([(address >>> 24) & 0xff, (address >>> 16) & 0xff, (address >>> 8) & 0xff, address & 0xff])
-    .toString();
+  return uint32ToIpv4(address);
 }
 
 /** Parses 'a.b.c.d/n'; the address must be the network address of the block (no host bits set). */

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_ENTRY, requireBuiltAgent } from '../../helpers/agent.js';
 
 const execFileAsync = promisify(execFile);
@@ -32,6 +32,7 @@ const good = {
 
 describe('agent command line', () => {
   beforeAll(() => requireBuiltAgent());
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('prints its version', async () => {
     const result = await agent(['--version']);

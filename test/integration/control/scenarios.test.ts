@@ -155,13 +155,14 @@ describeAsRoot('control plane scenarios with real agent processes', () => {
   });
 
   it('an agent with the wrong cluster secret never appears in the topology', async () => {
-    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
     const { join } = await import('node:path');
     const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(join(tmpdir(), 'weft-secret-'));
     writeFileSync(join(dir, 'good'), 'correct horse battery staple');
     writeFileSync(join(dir, 'bad'), 'wrong secret');
     const cluster = await newCluster(3);
+    group?.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
     cluster.startAgent('n1', ['--cluster-secret-file', join(dir, 'good')]);
     cluster.startAgent('n2', ['--cluster-secret-file', join(dir, 'good'), '--ipam-init', 'consensus=2']);
     cluster.startAgent('n3', ['--cluster-secret-file', join(dir, 'bad'), '--ipam-init', 'observer']);

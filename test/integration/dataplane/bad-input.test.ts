@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -64,6 +64,7 @@ describeAsRoot('bad input at the data port', () => {
 
   afterAll(async () => {
     await group?.destroy();
+    rmSync(script, { force: true });
   });
 
   async function udpRcvbufErrors(): Promise<number> {

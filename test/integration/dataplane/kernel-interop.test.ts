@@ -1,9 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type AgentProcess, startAgentOn, waitFor } from '../../helpers/agent.js';
+import { type AgentProcess, startAgentOn } from '../../helpers/agent.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
+import { downloadSha256, serveFile } from '../../helpers/services.js';
 import { buildTwoNodeTopology, kernelVxlanGpeNode, type TwoNodeTopology } from '../../helpers/topology.js';
 
 /**
@@ -47,31 +47,14 @@ describeAsRoot('interop: weft agent ⇄ Linux kernel VXLAN-GPE', () => {
       [topo.pods[1], topo.pods[0]],
       [topo.pods[0], topo.pods[1]],
     ] as const) {
-      const dir = `/tmp/${group.prefix}-${server.shortName}-www`;
-      await group.exec(server.shortName, ['mkdir', '-p', dir]);
-      const content = randomBytes(2 * 1024 * 1024);
-      writeFileSync(`${dir}/blob`, content);
-      const httpd = group.spawn(server.shortName, ['busybox', 'httpd', '-f', '-p', '8080', '-h', dir]);
+      const served = await serveFile(group, server.shortName, server.ip, randomBytes(2 * 1024 * 1024));
       try {
-        await waitFor(
-          async () =>
-            (await group.exec(server.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(
-              ':8080',
-            ),
-          5000,
-          'httpd did not start',
-        );
-        const download = await group.exec(
-          client.shortName,
-          ['sh', '-c', `timeout 20 busybox wget -q -O - http://${server.ip}:8080/blob | sha256sum`],
-          { timeoutMs: 30_000 },
-        );
-        expect(download.stdout.split(' ')[0], `${client.shortName} → ${server.shortName}`).toBe(
-          createHash('sha256').update(content).digest('hex'),
-        );
+        expect(
+          await downloadSha256(group, client.shortName, served.url),
+          `${client.shortName} → ${server.shortName}`,
+        ).toBe(served.sha256);
       } finally {
-        await group.stop(httpd);
-        await group.exec(server.shortName, ['rm', '-rf', dir]);
+        await served.stop();
       }
     }
   });

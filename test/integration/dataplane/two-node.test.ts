@@ -1,9 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type AgentProcess, startAgentOn, waitFor } from '../../helpers/agent.js';
+import { type AgentProcess, startAgentOn } from '../../helpers/agent.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
+import { downloadSha256, iperf3, serveFile } from '../../helpers/services.js';
 import { buildTwoNodeTopology, type TwoNodeTopology } from '../../helpers/topology.js';
 
 const POD_MTU = 1464;
@@ -64,50 +64,19 @@ describeAsRoot('two nodes running weft agents (real kernel, TUN, namespaces)', (
 
   it('carries a TCP transfer intact (busybox httpd + wget, compared by hash)', async () => {
     const [p1, p2] = topo.pods;
-    const dir = `/tmp/${group.prefix}-www`;
-    await group.exec(p2.shortName, ['mkdir', '-p', dir]);
-    const content = randomBytes(4 * 1024 * 1024);
-    writeFileSync(`${dir}/blob`, content);
-    const httpd = group.spawn(p2.shortName, ['busybox', 'httpd', '-f', '-p', '8080', '-h', dir]);
+    const served = await serveFile(group, p2.shortName, p2.ip, randomBytes(4 * 1024 * 1024));
     try {
-      await waitFor(
-        async () =>
-          (await group.exec(p2.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(':8080'),
-        5000,
-        'httpd did not start',
-      );
-      const download = await group.exec(
-        p1.shortName,
-        ['sh', '-c', `timeout 20 busybox wget -q -O - http://${p2.ip}:8080/blob | sha256sum`],
-        { timeoutMs: 30_000 },
-      );
-      expect(download.stdout.split(' ')[0]).toBe(createHash('sha256').update(content).digest('hex'));
+      expect(await downloadSha256(group, p1.shortName, served.url)).toBe(served.sha256);
     } finally {
-      await group.stop(httpd);
-      await group.exec(p2.shortName, ['rm', '-rf', dir]);
+      await served.stop();
     }
   });
 
   it('runs iperf3 across nodes', async () => {
     const [p1, p2] = topo.pods;
-    const server = group.spawn(p2.shortName, ['iperf3', '-s', '-1', '-p', '5201']);
-    try {
-      await waitFor(
-        async () =>
-          (await group.exec(p2.shortName, ['ss', '-ltn'], { allowFail: true })).stdout.includes(':5201'),
-        5000,
-        'iperf3 server did not start',
-      );
-      const result = await group.exec(p1.shortName, ['iperf3', '-c', p2.ip, '-p', '5201', '-t', '3', '-J'], {
-        timeoutMs: 30_000,
-      });
-      const report = JSON.parse(result.stdout);
-      const bitsPerSecond = report.end.sum_received.bits_per_second as number;
-      console.log(`iperf3 through weft: ${(bitsPerSecond / 1e9).toFixed(2)} Gbit/s`);
-      expect(bitsPerSecond).toBeGreaterThan(10e6);
-    } finally {
-      await group.stop(server);
-    }
+    const end = await iperf3(group, p2.shortName, p1.shortName, p2.ip);
+    console.log(`iperf3 through weft: ${(end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s`);
+    expect(end.sum_received.bits_per_second).toBeGreaterThan(10e6);
   });
 
   it('survives an agent restart over its own setup and keeps the node usable', async () => {

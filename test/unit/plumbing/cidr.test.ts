@@ -1,17 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import {
-  canonicalCidr,
-  hostAddress,
-  intToIpv4,
-  ipv4ToInt,
-  parseIpv4Cidr,
-} from '../../../src/plumbing/cidr.js';
+import { canonicalCidr, hostAddress, parseIpv4Cidr } from '../../../src/plumbing/cidr.js';
+import { ipv4ToUint32, uint32ToIpv4 } from '../../../src/util/ipv4.js';
 
 describe('IPv4 CIDRs', () => {
   it('converts addresses to integers and back', () => {
-    expect(ipv4ToInt('10.32.1.1')).toBe(0x0a200101);
-    expect(ipv4ToInt('255.255.255.255')).toBe(0xffffffff);
-    expect(intToIpv4(0xc0a8c701)).toBe('192.168.199.1');
+    expect(ipv4ToUint32('10.32.1.1')).toBe(0x0a200101);
+    expect(ipv4ToUint32('255.255.255.255')).toBe(0xffffffff);
+    expect(uint32ToIpv4(0xc0a8c701)).toBe('192.168.199.1');
   });
 
   it('parses a CIDR into address, prefix length and canonical network', () => {
