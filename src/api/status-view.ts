@@ -37,7 +37,7 @@ export function renderStatus(report: StatusReport): string {
       `     Encryption: ${cp.encryption ? 'cluster secret (private network)' : 'off'}`,
       `          Peers: ${cp.peers.length} (${reachable} reachable, ${cp.peers.length - reachable} unreachable)`,
       `    Connections: ${connectionSummary(cp.connections)}`,
-      `           IPAM: ${cp.ipam.summary}, ${count(cp.ipam.allocations)} pods, ${count(cp.ipam.freeAddresses)} free`,
+      `           IPAM: ${cp.ipam.summary}, ${plural(cp.ipam.allocations, 'pod')}, ${count(cp.ipam.freeAddresses)} addresses free`,
     );
     lines.push(
       '',
@@ -80,6 +80,10 @@ export function table(header: string[], rows: string[][]): string {
       .join('  ')
       .trimEnd();
   return [format(header), ...rows.map(format)].join('\n');
+}
+
+function plural(n: number, noun: string): string {
+  return `${count(n)} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 export function count(n: number): string {
