@@ -11,13 +11,20 @@ import { NetnsGroup } from '../test/helpers/netns.js';
  * admin socket) until every agent knows every peer as reachable and owns space, then RSS and idle
  * CPU per agent. Boot time of all N processes on the shared cores is reported separately.
  *
+ * Agents run with the agent's default heartbeat and peer timeout (5 s / 20 s) unless given here;
+ * TestCluster alone would pass its test settings (500 ms / 3 s), which cost each agent CPU in
+ * proportion to N and made 20 agents on 2 cores flap.
+ *
  *   node dist/bench/cluster-convergence.js [--sizes 5,10,20] [--settle-s 10] [--idle-s 20]
+ *     [--heartbeat-ms 5000] [--peer-timeout-ms 20000]
  */
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '5,10,20' },
     'settle-s': { type: 'string', default: '10' },
     'idle-s': { type: 'string', default: '20' },
+    'heartbeat-ms': { type: 'string', default: '5000' },
+    'peer-timeout-ms': { type: 'string', default: '20000' },
   },
 });
 const sizes = (values.sizes ?? '').split(',').map(Number);
@@ -54,7 +61,15 @@ async function measure(size: number): Promise<Row> {
   await NetnsGroup.sweepStale('wt-conv');
   const group = NetnsGroup.create('conv');
   try {
-    const cluster = await TestCluster.create(group, size, { fastHeartbeat: false });
+    const cluster = await TestCluster.create(group, size, {
+      // Later flags win: these replace TestCluster's fast test heartbeat.
+      agentFlags: [
+        '--heartbeat-ms',
+        values['heartbeat-ms'] ?? '5000',
+        '--peer-timeout-ms',
+        values['peer-timeout-ms'] ?? '20000',
+      ],
+    });
     for (const node of cluster.nodes) cluster.startAgent(node.name);
     const spawned = Date.now();
     let convergedSec: number | null = null;
@@ -91,6 +106,12 @@ async function measure(size: number): Promise<Row> {
       (pid, i) => ((cpuTicks(pid) - (before[i] as number)) / CLOCK_TICKS / idleSeconds) * 100,
     );
     const rss = pids.map(rssMb);
+    const logs = cluster.nodes.map((n) => cluster.log(n.name));
+    const count = (text: string) => logs.reduce((sum, log) => sum + log.split(text).length - 1, 0);
+    console.error(
+      `[conv] ${size} agents, log lines over all agents: peer unreachable ${count('"peer unreachable"')}, ` +
+        `peer updated ${count('"peer updated"')}, ipam-counters ${logs.map((l) => l.match(/"ipamCounters":(\{[^}]*\})/g)?.at(-1) ?? '-').join(' ')}`,
+    );
     return {
       agents: size,
       bootSec,
