@@ -21,7 +21,10 @@ if ((${#missing[@]} > 0)); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The native addon and raw-socket build against the installed Node's headers.
+# `npm install` rather than `npm ci`: the registry reachable here serves only this platform's
+# optional binaries (e.g. @biomejs/cli-*), so the lockfile cannot list the others and `npm ci`
+# refuses it. `npm install` still installs the locked versions. raw-socket builds against the
+# installed Node's headers.
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-fund --no-audit
+  npm install --no-fund --no-audit
 fi
