@@ -53,6 +53,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
   private flushChain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private readonly rejectedFrom = new Set<string>();
+  private readonly sending = new Set<Promise<void>>();
 
   constructor(private readonly options: IpamDriverOptions) {
     super();
@@ -82,6 +83,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.flushChain.catch(() => undefined);
+    await Promise.all(this.sending);
   }
 
   /** The topology's reachable peers (and optionally the expected cluster size) changed. */
@@ -106,7 +108,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     return this.apply((ipam) => ipam.rmpeer(peer, options));
   }
 
-  /** Runs a state change, then waits until its consequences are saved and sent. */
+  /** Runs a state change, then waits until it is saved and its messages are on their way (not delivered). */
   async apply<T>(change: (ipam: IpamNode) => T): Promise<T> {
     const result = change(this.ipam);
     await this.flush();
@@ -170,7 +172,14 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
       this.counters.saves++;
       this.noticeRingChange();
     }
-    await Promise.all(outbox.map((out) => this.send(out.to, out.message)));
+    // Started, not awaited: an addressed message is a request/response round trip that may take up to
+    // the channel's timeout, and awaiting it here held every later save and message of this node
+    // behind the slowest peer (at 20 agents a Paxos round outlived its own retry timer before its
+    // prepares even left). Safety needs only the save above to come first.
+    for (const out of outbox) {
+      const sending = this.send(out.to, out.message).finally(() => this.sending.delete(sending));
+      this.sending.add(sending);
+    }
   }
 
   private noticeRingChange(): void {
