@@ -379,12 +379,17 @@ static napi_value tun_read_batch(napi_env env, napi_callback_info info) {
   return make_u32(env, n);
 }
 
-/* A TUN write refused for this packet only: full queue, malformed packet, or (EIO) the link is down. */
-static bool is_per_packet_write_error(int err) {
-  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == EINVAL || err == EMSGSIZE || err == EIO;
+/* The kernel cannot take more now: stop the batch, the rest would fail the same way. */
+static bool is_queue_full(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM;
 }
 
-/* tunWriteBatch(fd, buf, offsets, lengths, n) -> number of packets written */
+/* A TUN write refused for this packet only: malformed packet, or (EIO) the link is down. */
+static bool is_per_packet_write_error(int err) {
+  return err == EINVAL || err == EMSGSIZE || err == EIO;
+}
+
+/* tunWriteBatch(fd, buf, offsets, lengths, n) -> packets written; a full queue ends the batch */
 static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   int fd;
@@ -405,6 +410,8 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
     while (r < 0 && errno == EINTR);
     if (r >= 0) {
       written++;
+    } else if (is_queue_full(errno)) {
+      break;
     } else if (!is_per_packet_write_error(errno)) {
       return throw_errno(env, errno, "write");
     }
@@ -479,10 +486,6 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
 }
 
 /* The socket buffer or device queue is full: stop, the rest of the batch is not sent. */
-static bool is_queue_full(int err) {
-  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM;
-}
-
 /* A send error about this one destination or datagram: skip it and send the rest. */
 static bool is_per_message_send_error(int err) {
   switch (err) {

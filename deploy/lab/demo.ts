@@ -35,7 +35,7 @@ async function check(name: string, body: () => Promise<string>): Promise<void> {
 await NetnsGroup.sweepStale('wt-demo');
 const group = NetnsGroup.create('demo');
 try {
-  say('weft two-node demo');
+  say('weft lab: two nodes, one pod each');
   say('• building two nodes (network namespaces) joined by a veth underlay, one pod each');
   const topo = await buildTwoNodeTopology(group, { podMtu: 1464 });
   say('• starting a weft agent on each node');

@@ -1,4 +1,4 @@
-import type { CounterSnapshot, DataplaneCounters } from '../dataplane/counters.js';
+import type { CounterSnapshot } from '../dataplane/counters.js';
 import { uint32ToIpv4 } from '../dataplane/io.js';
 import type { RouteTable } from '../dataplane/route-table.js';
 
@@ -71,8 +71,4 @@ export function peerTraffic(routes: RouteTable): PeerTrafficReport[] {
     cidrs: routes.spec.peers[i]?.cidrs ?? [],
     ...routes.peerTraffic(i),
   }));
-}
-
-export function countersReport(counters: DataplaneCounters): CounterSnapshot {
-  return counters.snapshot();
 }

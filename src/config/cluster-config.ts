@@ -1,7 +1,15 @@
 import { hostname } from 'node:os';
 import ipaddr from 'ipaddr.js';
+import {
+  DEFAULT_GOSSIP_PORT,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_PEER_TIMEOUT_MS,
+  DEFAULT_STATE_DIR,
+  parsePeerAddress,
+} from '../gossip/index.js';
 import type { SeedingMode } from '../ipam/index.js';
-import { type CommonSettings, defaults, parseInteger } from './agent-config.js';
+import { isNodeName, NODE_NAME_RULE } from '../util/node-name.js';
+import { type CommonSettings, parseInteger } from './agent-config.js';
 import { ConfigError } from './static-peers.js';
 
 /** `agent run` without a peer file: gossip discovery and IPAM decide peers and ranges. */
@@ -39,20 +47,17 @@ export interface ClusterFlags {
 }
 
 export const clusterDefaults = {
-  gossipPort: 6783,
-  stateDir: '/var/lib/weft',
-  heartbeatMs: 5_000,
-  peerTimeoutMs: 20_000,
+  gossipPort: DEFAULT_GOSSIP_PORT,
+  stateDir: DEFAULT_STATE_DIR,
+  heartbeatMs: DEFAULT_HEARTBEAT_MS,
+  peerTimeoutMs: DEFAULT_PEER_TIMEOUT_MS,
 } as const;
 
-const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
-
 export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings): ClusterConfig {
-  const nodeName = flags.name ?? hostname();
-  if (!NODE_NAME.test(nodeName)) {
-    throw new ConfigError(
-      `--name ${nodeName} must be a DNS label-like name: lower case letters, digits, '-' and '.'`,
-    );
+  // As kubelet does, a host name becomes a node name in lower case.
+  const nodeName = flags.name ?? hostname().toLowerCase();
+  if (!isNodeName(nodeName)) {
+    throw new ConfigError(`--name ${nodeName} must be ${NODE_NAME_RULE}`);
   }
   const underlayAddress = flags.underlayAddress;
   if (underlayAddress === undefined) {
@@ -67,8 +72,10 @@ export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings):
     .map((p) => p.trim())
     .filter((p) => p.length > 0);
   for (const peer of peers) {
-    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(peer)) {
-      throw new ConfigError(`--peers entry "${peer}" must be host or host:port`);
+    try {
+      parsePeerAddress(peer, gossipPort);
+    } catch (error) {
+      throw new ConfigError(`--peers: ${(error as Error).message}`);
     }
   }
   const others = new Set(peers.map((p) => p.split(':')[0]).filter((host) => host !== underlayAddress));
@@ -129,11 +136,9 @@ export function parseIpamInit(
   const seeds = /^seeds=(.+)$/.exec(text);
   if (seeds) {
     const names = (seeds[1] as string).split(',').map((s) => s.trim());
-    if (names.some((n) => !NODE_NAME.test(n)))
+    if (names.some((n) => !isNodeName(n)))
       throw new ConfigError(`--ipam-init ${text}: seeds must be node names`);
     return { seeding: { kind: 'seeds', seeds: names }, expectedPeers: undefined };
   }
   throw new ConfigError(`--ipam-init ${text} must be consensus, consensus=N, seeds=a,b,… or observer`);
 }
-
-export { defaults };

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { nodeNameSchema } from '../util/node-name.js';
 
 /**
  * The static peer file: this node and its peers with fixed pod ranges. It stands in for the
@@ -22,12 +23,7 @@ const ipv4Cidr = z.string().refine((s) => {
     return false;
   }
 }, 'must be an IPv4 network in CIDR form with no host bits set and a prefix of /30 or shorter, like 10.32.1.0/24');
-const nodeName = z
-  .string()
-  .regex(
-    /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/,
-    'must be a DNS-1123 name (lower case letters, digits, - and .)',
-  );
+const nodeName = nodeNameSchema;
 const port = z.number().int().min(1).max(65535);
 
 const peerSchema = z.strictObject({

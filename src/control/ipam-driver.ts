@@ -6,7 +6,9 @@ import {
   type IpamMessage,
   type IpamNode,
   type IpamSnapshot,
+  type Outbound,
   parseIpamMessage,
+  type Ring,
   type RmpeerResult,
   saveIpamState,
 } from '../ipam/index.js';
@@ -49,7 +51,9 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
   private readonly now: () => number;
   private readonly save: (dir: string, snapshot: IpamSnapshot) => Promise<void>;
   private savedRevision = -1;
-  private lastRingJson = '';
+  private lastRing: Ring | null = null;
+  /** Messages drained before a save that failed: they leave with the next successful save. */
+  private heldBack: Outbound[] = [];
   private flushChain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private readonly rejectedFrom = new Set<string>();
@@ -157,13 +161,15 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
 
   private async flushOnce(): Promise<void> {
     // Drain and snapshot in one synchronous step: the snapshot covers every message drained.
-    const outbox = this.ipam.drainOutbox();
+    const outbox = [...this.heldBack, ...this.ipam.drainOutbox()];
+    this.heldBack = [];
     const revision = this.ipam.revision;
     if (revision !== this.savedRevision) {
       try {
         await this.save(this.options.stateDir, this.ipam.snapshot());
       } catch (error) {
-        // Nothing derived from unsaved state may leave the node; IPAM resends on later ticks.
+        // Nothing derived from unsaved state may leave the node: keep it for the next save.
+        this.heldBack = outbox;
         this.log.error({ err: error }, 'cannot save IPAM state; holding back its messages');
         this.emit('save-failed', error as Error);
         throw error;
@@ -182,10 +188,10 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     }
   }
 
+  /** Rings are immutable values: a new object is a change. */
   private noticeRingChange(): void {
-    const json = JSON.stringify(this.ipam.ring);
-    if (json === this.lastRingJson) return;
-    this.lastRingJson = json;
+    if (this.ipam.ring === this.lastRing) return;
+    this.lastRing = this.ipam.ring;
     this.emit('ring-changed');
   }
 

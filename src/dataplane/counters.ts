@@ -59,7 +59,7 @@ const Slot = {
   DropBase: 6,
 } as const;
 
-export const COUNTER_SLOTS = Slot.DropBase + DROP_REASON_COUNT;
+const COUNTER_SLOTS = Slot.DropBase + DROP_REASON_COUNT;
 
 export interface CounterSnapshot {
   encapsulated: { packets: number; bytes: number };
@@ -69,22 +69,12 @@ export interface CounterSnapshot {
   droppedTotal: number;
 }
 
-/**
- * Data-plane totals in one Float64Array, so that the array can sit on a SharedArrayBuffer and
- * be read by another thread without messages. A single writer (the forwarder) updates it.
- */
+/** Data-plane totals in one Float64Array; the forwarder is the single writer. */
 export class DataplaneCounters {
   readonly values: Float64Array;
 
-  constructor(values?: Float64Array) {
-    if (values && values.length < COUNTER_SLOTS) throw new RangeError('counter array too small');
-    this.values = values ?? new Float64Array(COUNTER_SLOTS);
-  }
-
-  static shared(): DataplaneCounters {
-    return new DataplaneCounters(
-      new Float64Array(new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT)),
-    );
+  constructor() {
+    this.values = new Float64Array(COUNTER_SLOTS);
   }
 
   encapsulated(packets: number, bytes: number): void {

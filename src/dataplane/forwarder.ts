@@ -1,10 +1,4 @@
-import {
-  checkGpeDatagram,
-  GPE_HEADER_LENGTH,
-  NextProtocol,
-  WireVerdict,
-  writeGpeHeader,
-} from '../wire/index.js';
+import { checkGpeDatagram, GPE_HEADER_LENGTH, gpeHeader, NextProtocol, WireVerdict } from '../wire/index.js';
 import { type DataplaneCounters, DropReason } from './counters.js';
 import { PacketBatch, TRUNCATED_LENGTH, type TunDevice, type UdpTransport } from './io.js';
 import { LOCAL, type RouteTable } from './route-table.js';
@@ -46,6 +40,8 @@ export class Forwarder {
   private readonly udp: UdpTransport;
   private readonly counters: DataplaneCounters;
   private readonly vni: number;
+  /** The encapsulation header, validated once, copied in front of every packet. */
+  private readonly header: Uint8Array;
   private readonly maxInnerSize: number;
   private readonly batchesPerWakeup: number;
   private readonly txBatch: PacketBatch;
@@ -61,6 +57,7 @@ export class Forwarder {
     this.routes = options.routes;
     this.counters = options.counters;
     this.vni = options.vni;
+    this.header = gpeHeader(options.vni, NextProtocol.IPv4);
     this.maxInnerSize = options.maxInnerSize;
     this.batchesPerWakeup = options.batchesPerWakeup ?? DEFAULT_BATCHES_PER_WAKEUP;
     if (this.maxInnerSize + GPE_HEADER_LENGTH > SLOT_SIZE) {
@@ -144,7 +141,7 @@ export class Forwarder {
         continue;
       }
       const start = offset - GPE_HEADER_LENGTH;
-      writeGpeHeader(buf, start, this.vni, NextProtocol.IPv4);
+      buf.set(this.header, start);
       offsets[out] = start;
       lengths[out] = length + GPE_HEADER_LENGTH;
       addrs[out] = routes.peerAddrs[peer] as number;

@@ -1,5 +1,4 @@
-import ipaddr from 'ipaddr.js';
-import { ipv4ToUint32 } from './io.js';
+import { ipv4ToUint32, isIpv4, parseIpv4Network } from '../util/ipv4.js';
 
 /** One remote node as the data plane sees it: where to send, and which pod addresses it owns. */
 export interface PeerRoute {
@@ -93,7 +92,7 @@ export class RouteTable {
       }
       names.add(peer.name);
       addresses.add(peer.underlayAddress);
-      if (!ipaddr.IPv4.isValidFourPartDecimal(peer.underlayAddress)) {
+      if (!isIpv4(peer.underlayAddress)) {
         throw new RouteTableError(`peer ${peer.name}: underlay address ${peer.underlayAddress} is not IPv4`);
       }
       for (const cidr of peer.cidrs) intervals.push({ ...parseCidr(cidr), owner: index, cidr });
@@ -185,24 +184,12 @@ function addTo(values: Float64Array, index: number, amount: number): void {
 }
 
 function parseCidr(cidr: string): { start: number; end: number } {
-  let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
   try {
-    parsed = ipaddr.parseCIDR(cidr);
-  } catch {
-    throw new RouteTableError(`${cidr} is not a CIDR range`);
+    const { start, prefix } = parseIpv4Network(cidr);
+    return { start, end: start + 2 ** (32 - prefix) - 1 };
+  } catch (error) {
+    throw new RouteTableError((error as Error).message);
   }
-  const [address, prefix] = parsed;
-  if (address.kind() !== 'ipv4') throw new RouteTableError(`${cidr} is not an IPv4 range`);
-  const base = ipv4ToUint32(address.toString());
-  const size = 2 ** (32 - prefix);
-  const start = base - (base % size);
-  if (start !== base)
-    throw new RouteTableError(`${cidr} has host bits set (network is ${uint32Cidr(start, prefix)})`);
-  return { start, end: start + size - 1 };
-}
-
-function uint32Cidr(start: number, prefix: number): string {
-  return `${start >>> 24}.${(start >>> 16) & 0xff}.${(start >>> 8) & 0xff}.${start & 0xff}/${prefix}`;
 }
 
 function ownerName(spec: RouteTableSpec, owner: number): string {

@@ -1,10 +1,14 @@
 import { z } from 'zod';
+import { nodeNameSchema } from '../util/node-name.js';
+import { GPE_DEFAULT_PORT } from '../wire/index.js';
 import { defaultBackoffPolicy } from './backoff.js';
 import { defaultChannelLimits } from './channel.js';
-import { DEFAULT_MAX_RECORD_BYTES, nodeNameSchema } from './records.js';
+import { DEFAULT_MAX_RECORD_BYTES } from './records.js';
 
 export const DEFAULT_GOSSIP_PORT = 6783;
-export const DEFAULT_DATA_PORT = 4790;
+export const DEFAULT_DATA_PORT = GPE_DEFAULT_PORT;
+export const DEFAULT_HEARTBEAT_MS = 5_000;
+export const DEFAULT_PEER_TIMEOUT_MS = 20_000;
 export const DEFAULT_STATE_DIR = '/var/lib/weft';
 
 const port = z.int().min(1).max(65_535);
@@ -45,8 +49,8 @@ export const gossipConfigSchema = z
     clusterSecret: z
       .custom<Uint8Array>((value) => value instanceof Uint8Array, 'must be a PSK (bytes)')
       .optional(),
-    heartbeatIntervalMs: positiveMs.default(5_000),
-    peerTimeoutMs: positiveMs.default(20_000),
+    heartbeatIntervalMs: positiveMs.default(DEFAULT_HEARTBEAT_MS),
+    peerTimeoutMs: positiveMs.default(DEFAULT_PEER_TIMEOUT_MS),
     pingIntervalMs: positiveMs.default(10_000),
     dialTimeoutMs: positiveMs.default(10_000),
     backoff: backoffSchema.prefault({}),

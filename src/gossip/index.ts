@@ -11,6 +11,8 @@ export {
 export {
   DEFAULT_DATA_PORT,
   DEFAULT_GOSSIP_PORT,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_PEER_TIMEOUT_MS,
   DEFAULT_STATE_DIR,
   type GossipConfig,
   type GossipConfigInput,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nodeNameSchema } from '../util/node-name.js';
 
 /**
  * The topology record every node gossips about itself. Records are JSON so that they stay readable
@@ -7,11 +8,8 @@ import { z } from 'zod';
 export const TOPOLOGY_RECORD_VERSION = 1;
 export const DEFAULT_MAX_RECORD_BYTES = 1024;
 
-const nodeNamePattern = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 const base58Pattern = /^[1-9A-HJ-NP-Za-km-z]{1,128}$/;
 const port = z.int().min(1).max(65_535);
-
-export const nodeNameSchema = z.string().regex(nodeNamePattern, 'node name must be a DNS-style name');
 
 export const topologyRecordSchema = z.object({
   v: z.literal(TOPOLOGY_RECORD_VERSION),

@@ -1,5 +1,4 @@
-import ipaddr from 'ipaddr.js';
-import { ipv4ToUint32, isIpv4, uint32ToIpv4 } from '../util/ipv4.js';
+import { ipv4ToUint32, isIpv4, parseIpv4Network, uint32ToIpv4 } from '../util/ipv4.js';
 
 /**
  * IPv4 addresses as unsigned 32-bit integers held in JS numbers (10.32.0.1 = 0x0a200001), and
@@ -37,24 +36,11 @@ export function formatAddress(address: number): string {
 
 /** Parses 'a.b.c.d/n'; the address must be the network address of the block (no host bits set). */
 export function parseCidr(text: string): Cidr {
-  if (!ipaddr.IPv4.isValidCIDRFourPartDecimal(text)) {
-    throw new Error(`not an IPv4 CIDR block: '${text}'`);
-  }
-  const [address, prefix] = ipaddr.IPv4.parseCIDR(text);
-  const start = parseAddress(address.toString());
-  if (start % cidrSize(prefix) !== 0) {
-    throw new Error(`'${text}' has host bits set; did you mean ${formatCidr(alignDown(start, prefix))}?`);
-  }
-  return { start, prefix };
+  return parseIpv4Network(text);
 }
 
 export function formatCidr(cidr: Cidr): string {
   return `${formatAddress(cidr.start)}/${cidr.prefix}`;
-}
-
-function alignDown(address: number, prefix: number): Cidr {
-  const size = cidrSize(prefix);
-  return { start: Math.floor(address / size) * size, prefix };
 }
 
 /** The largest power of two that divides `n` (n > 0), or 2^32 for n = 0. */

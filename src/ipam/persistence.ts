@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { removeAbandonedTemps, writeFileAtomic } from '../util/atomic-file.js';
 import { formatCidr, parseCidr } from './address.js';
 import { IpamStateError } from './errors.js';
 import { type IpamSnapshot, parseSnapshot } from './snapshot.js';
@@ -40,22 +41,7 @@ export async function saveIpamState(dir: string, snapshot: IpamSnapshot): Promis
   await mkdir(dir, { recursive: true });
   const stateJson = JSON.stringify(snapshot);
   const body = `{"format":"${ENVELOPE_FORMAT}","checksum":"${checksum(stateJson)}","state":${stateJson}}\n`;
-  const target = ipamStatePath(dir);
-  const temp = `${target}.tmp`;
-  const file = await open(temp, 'w', 0o600);
-  try {
-    await file.writeFile(body);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(temp, target);
-  const directory = await open(dir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await writeFileAtomic(ipamStatePath(dir), body, 0o600);
 }
 
 /**
@@ -67,7 +53,7 @@ export async function loadIpamState(
   expected: ExpectedIdentity,
 ): Promise<IpamSnapshot | undefined> {
   const path = ipamStatePath(dir);
-  await rm(`${path}.tmp`, { force: true });
+  await removeAbandonedTemps(path);
   let text: string;
   try {
     text = await readFile(path, 'utf8');

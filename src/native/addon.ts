@@ -72,8 +72,8 @@ export interface WeftDpAddon {
     lengths: Uint32Array,
   ): number;
   /**
-   * Writes packets 0..n-1; returns how many the kernel accepted. Packets refused with EAGAIN, ENOBUFS,
-   * EINVAL, EMSGSIZE or EIO (link down) are skipped, not thrown.
+   * Writes packets 0..n-1; returns how many the kernel accepted. A full queue (EAGAIN, ENOBUFS) ends
+   * the batch; a packet refused on its own (EINVAL, EMSGSIZE, EIO when the link is down) is skipped.
    */
   tunWriteBatch(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, n: number): number;
   /** Non-blocking IPv4 UDP socket with SO_REUSEADDR, bound to bindAddress:port. */

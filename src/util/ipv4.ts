@@ -18,3 +18,25 @@ export function uint32ToIpv4(value: number): string {
     throw new RangeError(`not an IPv4 value: ${value}`);
   return `${value >>> 24}.${(value >>> 16) & 0xff}.${(value >>> 8) & 0xff}.${value & 0xff}`;
 }
+
+/** An IPv4 network: its first address and prefix length. */
+export interface Ipv4Network {
+  start: number;
+  prefix: number;
+}
+
+/** Parses `a.b.c.d/n` where a.b.c.d is the network address itself (no host bits set). */
+export function parseIpv4Network(text: string): Ipv4Network {
+  const match = /^([\d.]+)\/(\d{1,2})$/.exec(text);
+  const prefix = Number(match?.[2]);
+  if (!match || !isIpv4(match[1] as string) || prefix > 32) {
+    throw new RangeError(`not an IPv4 CIDR block: '${text}'`);
+  }
+  const address = ipv4ToUint32(match[1] as string);
+  const size = 2 ** (32 - prefix);
+  const start = address - (address % size);
+  if (start !== address) {
+    throw new RangeError(`'${text}' has host bits set; did you mean ${uint32ToIpv4(start)}/${prefix}?`);
+  }
+  return { start, prefix };
+}

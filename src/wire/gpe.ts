@@ -10,9 +10,9 @@
  *   |                VXLAN Network Identifier (VNI) |   Reserved    |
  *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  *
- * The hot-path functions (writeGpeHeader, checkGpeDatagram, innerPacketLength) work in place on
- * a caller's buffer and allocate nothing; decodeGpe and encodeGpe allocate and are for tools and
- * tests.
+ * checkGpeDatagram and innerPacketLength work in place on a caller's buffer and allocate nothing;
+ * a sender builds gpeHeader() once and copies it. decodeGpe and encodeGpe allocate and are for
+ * tools and tests.
  */
 
 import {
@@ -116,26 +116,25 @@ function assertInBuffer(buf: Uint8Array, offset: number, length: number): void {
 }
 
 /**
- * Writes an 8-byte VXLAN-GPE header at buf[offset]: version 0, I and P set, B and O clear,
- * reserved bytes zero.
+ * The 8-byte VXLAN-GPE header for a VNI and next protocol: version 0, I and P set, B and O clear,
+ * reserved bytes zero. A sender builds it once and copies it in front of every packet.
  */
+export function gpeHeader(vni: number, nextProtocol: NextProtocol): Uint8Array {
+  if (!Number.isInteger(vni) || vni < 0 || vni > GPE_MAX_VNI) throw new RangeError(`VNI ${vni}`);
+  if (!isNextProtocol(nextProtocol)) throw new RangeError(`VXLAN-GPE next protocol ${nextProtocol}`);
+  return Uint8Array.of(GPE_REQUIRED_FLAGS, 0, 0, nextProtocol, vni >>> 16, (vni >>> 8) & 0xff, vni & 0xff, 0);
+}
+
+/** Writes {@link gpeHeader} at buf[offset]. */
 export function writeGpeHeader(
   buf: Uint8Array,
   offset: number,
   vni: number,
   nextProtocol: NextProtocol,
 ): void {
-  if (!Number.isInteger(vni) || vni < 0 || vni > GPE_MAX_VNI) throw new RangeError(`VNI ${vni}`);
-  if (!isNextProtocol(nextProtocol)) throw new RangeError(`VXLAN-GPE next protocol ${nextProtocol}`);
+  const header = gpeHeader(vni, nextProtocol);
   assertInBuffer(buf, offset, GPE_HEADER_LENGTH);
-  buf[offset] = GPE_REQUIRED_FLAGS;
-  buf[offset + 1] = 0;
-  buf[offset + 2] = 0;
-  buf[offset + 3] = nextProtocol;
-  buf[offset + 4] = vni >>> 16;
-  buf[offset + 5] = (vni >>> 8) & 0xff;
-  buf[offset + 6] = vni & 0xff;
-  buf[offset + 7] = 0;
+  buf.set(header, offset);
 }
 
 function readVni(buf: Uint8Array, offset: number): number {

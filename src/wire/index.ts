@@ -9,6 +9,7 @@ export {
   type GpeDecodeResult,
   GpeFlag,
   type GpeHeader,
+  gpeHeader,
   type InnerProtocol,
   innerPacketLength,
   isNextProtocol,

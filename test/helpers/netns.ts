@@ -318,6 +318,13 @@ export class NetnsGroup {
     }
     this.namespaces.clear();
     this.children.clear();
+    for (const cleanup of this.cleanups.splice(0)) {
+      try {
+        cleanup();
+      } catch {
+        // best effort while the process is exiting
+      }
+    }
     this.release();
   }
 

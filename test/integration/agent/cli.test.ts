@@ -56,6 +56,11 @@ describe('agent command line', () => {
       /--underlay-address 10\.0\.0\.300 must be an IPv4/,
     ],
     [
+      'a bad --peers entry',
+      ['--underlay-address', '10.0.0.1', '--peers', '10.0.0.256:6783'],
+      /--peers: invalid peer address/,
+    ],
+    [
       'a bad --ipam-init',
       ['--underlay-address', '10.0.0.1', '--ipam-init', 'vote'],
       /--ipam-init vote must be/,

@@ -21,7 +21,7 @@ describe('gossip channel over a 5-node cluster', () => {
         stateDir: await cluster.stateDir(),
         peers: i === 0 ? [] : [`127.0.0.1:${ports[0]}`],
       });
-      // Channels created before and after start must both work.
+      // A channel asked for twice is the same channel (created here on some nodes, below on all).
       if (i % 2 === 0) node.channel('ipam');
     }
     nodes = cluster.nodes;

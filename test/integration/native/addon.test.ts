@@ -8,6 +8,7 @@ import { PacketBatch, TRUNCATED_LENGTH } from '../../../src/dataplane/io.js';
 import { KernelTun } from '../../../src/dataplane/kernel-tun.js';
 import { KernelUdp } from '../../../src/dataplane/kernel-udp.js';
 import { type NativeError, weftDp } from '../../../src/native/addon.js';
+import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
 
 const LOOPBACK = 0x7f000001;
@@ -175,18 +176,20 @@ describe('weft_dp polling in a worker thread', () => {
 
 describeAsRoot('weft_dp TUN inside a private network namespace', () => {
   const suffix = randomBytes(4).toString('hex');
-  const ns = `wt-nat-${suffix}`;
+  let group: NetnsGroup;
+  let ns = '';
   const ifname = `wtn${suffix}`;
   const LOCAL = '10.201.7.1';
   const PEER = '10.201.7.2';
   const HEADROOM = 8;
-  let nsCreated = false;
   let tun: KernelTun | undefined;
   const inNs = (...args: string[]) => execFileSync('ip', ['-n', ns, ...args], { stdio: 'pipe' });
 
-  beforeAll(() => {
-    execFileSync('ip', ['netns', 'add', ns], { stdio: 'pipe' });
-    nsCreated = true;
+  beforeAll(async () => {
+    // A NetnsGroup, so that a crashed run is swept and an interrupted one cleans up on exit.
+    await NetnsGroup.sweepStale('wt-native');
+    group = NetnsGroup.create('native');
+    ns = await group.addNamespace('tun');
     tun = KernelTun.open(ifname);
     // The fd keeps working after the link moves, so this process never has to enter the namespace.
     execFileSync('ip', ['link', 'set', ifname, 'netns', ns], { stdio: 'pipe' });
@@ -194,11 +197,11 @@ describeAsRoot('weft_dp TUN inside a private network namespace', () => {
     inNs('link', 'set', ifname, 'up');
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     try {
       tun?.close();
     } finally {
-      if (nsCreated) execFileSync('ip', ['netns', 'del', ns], { stdio: 'pipe' });
+      await group?.destroy();
     }
   });
 

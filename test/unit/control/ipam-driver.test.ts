@@ -117,10 +117,18 @@ describe('IpamDriver', () => {
     const saved = harness.saved.get('a');
     expect(saved && JSON.stringify(saved)).toContain('pod-x');
 
+    // rmpeer changes the ring (a save) and broadcasts it (a message): with saving broken, the
+    // change must stay on the node; once saving works, the held-back message goes out.
     harness.failSaves.add('a');
     const sendsBefore = harness.events.filter((e) => e === 'a:send').length;
-    await expect(a.allocate('pod-y')).rejects.toThrow(/disk full/);
+    await expect(a.rmpeer('b', { allowReachable: true })).rejects.toThrow(/disk full/);
     expect(harness.events.filter((e) => e === 'a:send').length).toBe(sendsBefore);
+
+    harness.failSaves.delete('a');
+    await a.apply(() => undefined);
+    const after = harness.events.slice(harness.events.lastIndexOf('a:saved'));
+    expect(after).toContain('a:send');
+    expect(harness.saved.get('a') && JSON.stringify(harness.saved.get('a'))).not.toContain('"peer":"b"');
   });
 
   it('drops invalid messages, counting them', async () => {

@@ -74,7 +74,9 @@ describe('RouteTable', () => {
     const peer = { name: 'n2', underlayAddress: '192.168.1.2', port: 4790, cidrs: [] as string[] };
     expect(() => RouteTable.build({ localCidrs: ['10.32.1.1/24'], peers: [] })).toThrow(/host bits set/);
     expect(() => RouteTable.build({ localCidrs: ['banana'], peers: [] })).toThrow(RouteTableError);
-    expect(() => RouteTable.build({ localCidrs: ['fd00::/64'], peers: [] })).toThrow(/not an IPv4 range/);
+    expect(() => RouteTable.build({ localCidrs: ['fd00::/64'], peers: [] })).toThrow(
+      /not an IPv4 CIDR block/,
+    );
     expect(() => RouteTable.build({ localCidrs: [], peers: [peer, { ...peer }] })).toThrow(/listed twice/);
     expect(() => RouteTable.build({ localCidrs: [], peers: [peer, { ...peer, name: 'n3' }] })).toThrow(
       /used by two peers/,

@@ -1,7 +1,14 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { deadline, settleBy } from '../../../src/gossip/deadline.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A real collection, without starting the test runner with --expose-gc: the regression this guards
+// against (a timeout signal that never fires once collected) only shows after a GC.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
 
 describe('deadline', () => {
   it('fires after its time with only the timer holding it (unlike AbortSignal.timeout inside any)', async () => {
@@ -10,7 +17,7 @@ describe('deadline', () => {
     signal.addEventListener('abort', () => {
       fired = true;
     });
-    (globalThis as { gc?: () => void }).gc?.();
+    collectGarbage();
     await sleep(120);
     expect(fired).toBe(true);
     expect((signal.reason as Error).name).toBe('TimeoutError');

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { IpamStateError } from '../../../src/ipam/errors.js';
 import { type IpamConfig, IpamNode } from '../../../src/ipam/node.js';
-import { ipamStatePath, loadIpamState, saveIpamState } from '../../../src/ipam/persistence.js';
+import {
+  IPAM_STATE_FILE,
+  ipamStatePath,
+  loadIpamState,
+  saveIpamState,
+} from '../../../src/ipam/persistence.js';
 
 const config: IpamConfig = {
   peer: 'node-a',
@@ -64,9 +69,11 @@ describe('IPAM state on disk', () => {
 
   test('a write interrupted before its rename leaves the previous state intact', async () => {
     await savedNode();
-    await writeFile(`${ipamStatePath(dir)}.tmp`, '{"format":"weft-ipam-state","chec');
+    const abandoned = join(dir, `.${IPAM_STATE_FILE}.4242.deadbeef.tmp`);
+    await writeFile(abandoned, '{"format":"weft-ipam-state","chec');
     const snapshot = await loadIpamState(dir, expected);
     expect(snapshot?.allocations).toHaveLength(3);
+    await expect(readFile(abandoned)).rejects.toThrow(/ENOENT/);
   });
 
   test('a truncated file is rejected with a clear message', async () => {

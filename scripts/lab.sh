@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: install, build, and run the two-node data-plane demo in network namespaces (root).
+# The main job: install, build, and run the lab (two nodes in network namespaces, real agents) as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
