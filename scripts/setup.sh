@@ -4,8 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  iproute2 iputils-ping busybox-static iperf3 iptables tcpdump ethtool procps psmisc
+  iproute2 iputils-ping busybox-static iperf3 iptables nftables tcpdump ethtool procps psmisc
   python3 make g++
+  # container runtimes that call CNI plugins as kubelet does, and the reference plugins
+  podman runc containernetworking-plugins containerd
+  # image build without Docker, e2e script checks
+  debootstrap shellcheck
 )
 missing=()
 for pkg in "${packages[@]}"; do
