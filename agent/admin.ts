@@ -1,8 +1,21 @@
 import { type AdminPostHandler, AdminServer } from '../src/api/admin-server.js';
-import { type NodeReport, peerTraffic, type StatusReport } from '../src/api/status-report.js';
+import {
+  type NodeReport,
+  peerTraffic,
+  probeTargets,
+  readinessOf,
+  type StatusReport,
+} from '../src/api/status-report.js';
+import { STATUS_SCHEMA_VERSION } from '../src/api/status-schema.js';
 import type { Logger } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 import type { Dataplane } from './dataplane.js';
+import {
+  AgentMetrics,
+  type ObservabilitySettings,
+  startHttpEndpoints,
+  startPathMonitor,
+} from './observability.js';
 
 export interface ModeEndpoints {
   /** The mode-specific part of `/v1/status`. */
@@ -10,36 +23,74 @@ export interface ModeEndpoints {
   post?: Record<string, AdminPostHandler>;
 }
 
-/** Starts the admin API: `/v1/status` joins the mode's report with the data plane's. */
+export interface AdminSettings extends ObservabilitySettings {
+  adminSocket: string;
+}
+
+/**
+ * Starts the admin API (`/v1/status` joins the mode's report with the data plane's), the health
+ * and metrics endpoints, and the ICMP path probes the report shows.
+ */
 export async function startAdmin(
-  socket: string,
+  settings: AdminSettings,
   dataplane: Dataplane,
   bridgeName: string,
   mode: ModeEndpoints,
   log: Logger,
-): Promise<AdminServer> {
+): Promise<{ stop(): Promise<void> }> {
+  const nodeAndTraffic = () => {
+    const node = mode.status();
+    return { node, traffic: peerTraffic(dataplane.routeTable) };
+  };
+  const paths = startPathMonitor(
+    () => {
+      const { node, traffic } = nodeAndTraffic();
+      return probeTargets(node, traffic);
+    },
+    dataplane.settings.mtu,
+    log,
+  );
   const status = (): StatusReport => {
-    const settings = dataplane.settings;
+    const s = dataplane.settings;
+    const { node, traffic } = nodeAndTraffic();
     return {
+      schemaVersion: STATUS_SCHEMA_VERSION,
       version: weftVersion,
-      ...mode.status(),
+      generatedAtMs: Date.now(),
+      ...node,
+      readiness: readinessOf(node, dataplane.running),
       dataplane: {
         mode: 'userspace, batched (recvmmsg/sendmmsg)',
-        tun: settings.tunName,
+        running: dataplane.running,
+        tun: s.tunName,
         bridge: bridgeName,
-        mtu: settings.mtu,
-        vni: settings.vni,
-        listen: `${settings.underlayAddress}:${settings.dataPort}`,
+        mtu: s.mtu,
+        vni: s.vni,
+        listen: `${s.underlayAddress}:${s.dataPort}`,
         counters: dataplane.counters.snapshot(),
-        peers: peerTraffic(dataplane.routeTable),
+        peers: traffic,
       },
+      paths: paths?.results() ?? [],
     };
   };
+  const metrics = new AgentMetrics(status);
   const admin = new AdminServer(
-    socket,
+    settings.adminSocket,
     { get: { '/v1/status': status }, post: mode.post ?? {} },
     log.child({ component: 'admin' }),
+    metrics.observeAdminRequest,
   );
-  await admin.start();
-  return admin;
+  const stopAll = async (endpoints: Array<{ stop(): Promise<void> }>) => {
+    await Promise.all(endpoints.map((e) => e.stop()));
+    await paths?.stop();
+  };
+  let endpoints: Array<{ stop(): Promise<void> }> = [];
+  try {
+    endpoints = await startHttpEndpoints(settings, status, metrics, log);
+    await admin.start();
+  } catch (error) {
+    await stopAll(endpoints);
+    throw error;
+  }
+  return { stop: () => stopAll([admin, ...endpoints]) };
 }

@@ -178,22 +178,26 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         address: c.address,
         state: c.state,
         detail: c.detail,
+        peerName: c.peerName ?? null,
+        nextRetryAtMs: c.nextRetryAtMs ?? null,
       })),
       ipam: {
         state: status.state.kind,
         summary: status.summary,
+        clusterRange: status.clusterRange,
+        totalAddresses: status.totalAddresses,
         seedId: status.seedId,
         owners: status.owners.map((o) => ({ ...o })),
         allocations: status.allocations,
         freeAddresses: status.freeAddresses,
         gateway: status.gateway,
-        conflicts: status.conflicts,
+        conflicts: [...status.conflicts],
       },
     };
   };
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
-    admin = await startAdmin(config.adminSocket, dataplane, config.bridgeName, endpoints, log);
+    admin = await startAdmin(config, dataplane, config.bridgeName, endpoints, log);
   } catch (error) {
     await driver.stop();
     await gossip.stop();

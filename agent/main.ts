@@ -1,14 +1,7 @@
 #!/usr/bin/env node
 import '../src/util/polyfill.js';
 import { parseArgs } from 'node:util';
-import {
-  AgentRequestError,
-  AgentUnreachableError,
-  getFromAgent,
-  postToAgent,
-} from '../src/api/admin-client.js';
-import type { StatusReport } from '../src/api/status-report.js';
-import { renderStatus } from '../src/api/status-view.js';
+import { AgentRequestError, AgentUnreachableError, postToAgent } from '../src/api/admin-client.js';
 import {
   type AgentFlags,
   buildAgentConfig,
@@ -22,12 +15,14 @@ import { weftVersion } from '../src/util/version.js';
 import { startClusterAgent } from './cluster-mode.js';
 import type { RunningAgent } from './node-setup.js';
 import { startStaticAgent } from './static-mode.js';
+import { reportCommand, StatusUsageError, statusCommand } from './status-command.js';
 
 const usage = `Usage: agent <command> [options]
 
 Commands:
   run             start the agent on this node
-  status          show this node's peers, IP ranges, data plane and counters (--json for scripts)
+  status [VIEW]   summary, or VIEW: peers | connections | ipam | dataplane (--json for scripts)
+  report          the whole status model as JSON
   rmpeer NODE     take over the IP ranges of a dead node (once per dead node; --force if it looks alive)
   version         print the version
 
@@ -53,10 +48,12 @@ Options for both:
   --bridge NAME         pod bridge name (default ${defaults.bridgeName})
   --mtu N               overlay MTU (default: underlay MTU - 36)
   --admin-socket PATH   admin API socket (default ${defaults.adminSocket})
+  --health-listen A     /healthz and /readyz: IP:PORT, :PORT or off (default ${defaults.healthListen})
+  --metrics-listen A    Prometheus /metrics: IP:PORT, :PORT or off (default ${defaults.metricsListen})
   --log-level LEVEL     fatal|error|warn|info|debug|trace (default info)
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration, 3 agent not reachable,
-4 the agent refused the request.
+4 the agent refused the request, 5 (status) the agent runs but is not ready.
 `;
 
 const options = {
@@ -68,6 +65,8 @@ const options = {
   bridge: { type: 'string' },
   mtu: { type: 'string' },
   'admin-socket': { type: 'string' },
+  'health-listen': { type: 'string' },
+  'metrics-listen': { type: 'string' },
   'log-level': { type: 'string' },
   name: { type: 'string' },
   'underlay-address': { type: 'string' },
@@ -107,7 +106,13 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return runAgent(values);
     case 'status':
-      return showStatus(values['admin-socket'] ?? defaults.adminSocket, values.json === true);
+      return statusCommand(
+        values['admin-socket'] ?? defaults.adminSocket,
+        positionals[1],
+        values.json === true,
+      );
+    case 'report':
+      return reportCommand(values['admin-socket'] ?? defaults.adminSocket);
     case 'rmpeer':
       return removePeer(
         values['admin-socket'] ?? defaults.adminSocket,
@@ -134,6 +139,8 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
     bridge: values.bridge as string | undefined,
     mtu: values.mtu as string | undefined,
     adminSocket: values['admin-socket'] as string | undefined,
+    healthListen: values['health-listen'] as string | undefined,
+    metricsListen: values['metrics-listen'] as string | undefined,
   };
   const log = createLogger(logLevel);
   let agent: RunningAgent;
@@ -198,16 +205,10 @@ async function removePeer(socket: string, peer: string | undefined, force: boole
   return 0;
 }
 
-async function showStatus(socket: string, json: boolean): Promise<number> {
-  const report = (await getFromAgent(socket, '/v1/status')) as StatusReport;
-  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
-  return 0;
-}
-
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof UsageError) {
+    if (error instanceof UsageError || error instanceof StatusUsageError) {
       process.stderr.write(`agent: ${error.message}\n\n${usage}`);
       process.exit(2);
     }

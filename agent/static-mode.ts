@@ -39,7 +39,7 @@ export async function startStaticAgent(config: AgentConfig, log: Logger): Promis
       controlPlane: null,
     }),
   };
-  const admin = await startAdmin(config.adminSocket, dataplane, config.bridgeName, endpoints, log).catch(
+  const admin = await startAdmin(config, dataplane, config.bridgeName, endpoints, log).catch(
     (error: unknown) => {
       dataplane.close();
       throw error;

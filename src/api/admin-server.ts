@@ -7,6 +7,9 @@ import type { Logger } from '../util/log.js';
 export type AdminGetHandler = () => unknown | Promise<unknown>;
 export type AdminPostHandler = (body: unknown) => unknown | Promise<unknown>;
 
+/** Called when a request starts; the returned function when it has been answered (for metrics). */
+export type AdminRequestObserver = (method: string, path: string) => (status: number, body: unknown) => void;
+
 export interface AdminRoutes {
   get: Record<string, AdminGetHandler>;
   post?: Record<string, AdminPostHandler>;
@@ -39,17 +42,20 @@ export class AdminServer {
     private readonly socketPath: string,
     private readonly routes: AdminRoutes,
     private readonly log: Logger,
+    private readonly observe?: AdminRequestObserver,
   ) {}
 
   async start(): Promise<void> {
     await mkdir(dirname(this.socketPath), { recursive: true, mode: 0o755 });
     await removeStaleSocket(this.socketPath);
     const server = createServer((request, response) => {
+      const path = request.url ?? '';
+      const answered = this.observe?.(request.method ?? '', path);
       const reply = (status: number, body: unknown) => {
         response.writeHead(status, { 'content-type': 'application/json' });
         response.end(JSON.stringify(body));
+        answered?.(status, body);
       };
-      const path = request.url ?? '';
       const get = request.method === 'GET' ? this.routes.get[path] : undefined;
       const post = request.method === 'POST' ? this.routes.post?.[path] : undefined;
       if (!get && !post) {

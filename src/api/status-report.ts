@@ -1,66 +1,28 @@
-import type { CounterSnapshot } from '../dataplane/counters.js';
+import type { z } from 'zod';
 import { uint32ToIpv4 } from '../dataplane/io.js';
 import type { RouteTable } from '../dataplane/route-table.js';
+import type {
+  controlPlaneSchema,
+  dataplaneSchema,
+  nodeSchema,
+  pathProbeSchema,
+  peerTrafficSchema,
+  readinessSchema,
+  statusReportSchema,
+} from './status-schema.js';
 
-export interface PeerTrafficReport {
-  name: string;
-  underlayAddress: string;
-  port: number;
-  cidrs: string[];
-  txPackets: number;
-  txBytes: number;
-  rxPackets: number;
-  rxBytes: number;
-}
-
-export interface DataplaneReport {
-  mode: string;
-  tun: string;
-  bridge: string;
-  mtu: number;
-  vni: number;
-  listen: string;
-  counters: CounterSnapshot;
-  peers: PeerTrafficReport[];
-}
-
-export interface ControlPlaneReport {
-  peerId: string;
-  encryption: boolean;
-  gossipListen: string;
-  peers: Array<{
-    name: string;
-    peerId: string;
-    underlayAddress: string;
-    dataPort: number;
-    version: string;
-    state: string;
-    lastSeenMs: number;
-    rttMs: number | null;
-  }>;
-  connections: Array<{ direction: string; address: string; state: string; detail: string }>;
-  ipam: {
-    state: string;
-    summary: string;
-    seedId: string | null;
-    owners: Array<{ peer: string; addresses: number; percent: number; cidrs: string[]; reachable: boolean }>;
-    allocations: number;
-    freeAddresses: number;
-    gateway: string | null;
-    conflicts: readonly unknown[];
-  };
-}
+export type PeerTrafficReport = z.infer<typeof peerTrafficSchema>;
+export type DataplaneReport = z.infer<typeof dataplaneSchema>;
+export type ControlPlaneReport = z.infer<typeof controlPlaneSchema>;
+export type PathProbe = z.infer<typeof pathProbeSchema>;
+export type Readiness = z.infer<typeof readinessSchema>;
+export type StatusReport = z.infer<typeof statusReportSchema>;
 
 /** The mode-specific part of the status: static peers or the control plane. */
 export interface NodeReport {
-  node: { name: string; underlayAddress: string; podCidrs: string[] };
+  node: z.infer<typeof nodeSchema>;
   clusterCidr: string;
   controlPlane: ControlPlaneReport | null;
-}
-
-export interface StatusReport extends NodeReport {
-  version: string;
-  dataplane: DataplaneReport;
 }
 
 export function peerTraffic(routes: RouteTable): PeerTrafficReport[] {
@@ -71,4 +33,29 @@ export function peerTraffic(routes: RouteTable): PeerTrafficReport[] {
     cidrs: routes.spec.peers[i]?.cidrs ?? [],
     ...routes.peerTraffic(i),
   }));
+}
+
+const READY_IPAM_STATES: ReadonlySet<string> = new Set(['ready', 'out-of-space']);
+
+/**
+ * Ready = the data plane forwards and IPAM can hand out addresses from a ring (static mode has
+ * fixed ranges, so only the data plane counts). Out of space is ready: the ring exists and the
+ * node asks peers for more; a CNI ADD fails with that reason instead.
+ */
+export function readinessOf(node: NodeReport, dataplaneRunning: boolean): Readiness {
+  const ipam = node.controlPlane === null || READY_IPAM_STATES.has(node.controlPlane.ipam.state);
+  const reasons: string[] = [];
+  if (!dataplaneRunning) reasons.push('data plane not running');
+  if (!ipam) reasons.push(`IPAM ${node.controlPlane?.ipam.summary}`);
+  return { ready: dataplaneRunning && ipam, dataplane: dataplaneRunning, ipam, reasons };
+}
+
+/** The peers' underlay addresses worth probing: every known peer, once, never this node. */
+export function probeTargets(node: NodeReport, dataplanePeers: readonly PeerTrafficReport[]): string[] {
+  const addresses = new Set<string>([
+    ...dataplanePeers.map((p) => p.underlayAddress),
+    ...(node.controlPlane?.peers.map((p) => p.underlayAddress) ?? []),
+  ]);
+  addresses.delete(node.node.underlayAddress);
+  return [...addresses].sort();
 }

@@ -2,6 +2,7 @@ import ipaddr from 'ipaddr.js';
 import { ipv4ToUint32, uint32ToIpv4 } from '../dataplane/io.js';
 import type { PeerRoute } from '../dataplane/route-table.js';
 import { GPE_DEFAULT_PORT, GPE_MAX_VNI } from '../wire/index.js';
+import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import { ConfigError, type StaticPeerFile } from './static-peers.js';
 
 export interface AgentConfig {
@@ -17,6 +18,10 @@ export interface AgentConfig {
   /** Overlay MTU; undefined means underlay MTU minus the encapsulation overhead. */
   mtu: number | undefined;
   adminSocket: string;
+  /** `/healthz` and `/readyz`; null when off. */
+  healthListen: ListenAddress | null;
+  /** Prometheus `/metrics`; null when off. */
+  metricsListen: ListenAddress | null;
   peersFile: string;
 }
 
@@ -29,6 +34,8 @@ export interface AgentFlags {
   bridge?: string | undefined;
   mtu?: string | undefined;
   adminSocket?: string | undefined;
+  healthListen?: string | undefined;
+  metricsListen?: string | undefined;
 }
 
 export const defaults = {
@@ -38,11 +45,21 @@ export const defaults = {
   tunName: 'weft0',
   bridgeName: 'weave',
   adminSocket: '/run/weft/weft.sock',
+  healthListen: '127.0.0.1:6784',
+  metricsListen: '0.0.0.0:6782',
 } as const;
 
 export type CommonSettings = Pick<
   AgentConfig,
-  'clusterCidr' | 'vni' | 'dataPort' | 'tunName' | 'bridgeName' | 'mtu' | 'adminSocket'
+  | 'clusterCidr'
+  | 'vni'
+  | 'dataPort'
+  | 'tunName'
+  | 'bridgeName'
+  | 'mtu'
+  | 'adminSocket'
+  | 'healthListen'
+  | 'metricsListen'
 >;
 
 /** The flags both modes share: cluster range, data-plane port and VNI, device names, MTU, socket. */
@@ -57,6 +74,8 @@ export function buildCommonSettings(flags: AgentFlags): CommonSettings {
     bridgeName: parseInterfaceName('--bridge', flags.bridge ?? defaults.bridgeName),
     mtu: flags.mtu === undefined ? undefined : parseInteger('--mtu', flags.mtu, 0, 576, 9000),
     adminSocket: flags.adminSocket ?? defaults.adminSocket,
+    healthListen: parseListenAddress('--health-listen', flags.healthListen ?? defaults.healthListen),
+    metricsListen: parseListenAddress('--metrics-listen', flags.metricsListen ?? defaults.metricsListen),
   };
 }
 

@@ -10,6 +10,7 @@ import {
 import type { SeedingMode } from '../ipam/index.js';
 import { isNodeName, NODE_NAME_RULE } from '../util/node-name.js';
 import { type CommonSettings, parseInteger } from './agent-config.js';
+import type { ListenAddress } from './listen-address.js';
 import { ConfigError } from './static-peers.js';
 
 /** `agent run` without a peer file: gossip discovery and IPAM decide peers and ranges. */
@@ -32,6 +33,8 @@ export interface ClusterConfig {
   bridgeName: string;
   mtu: number | undefined;
   adminSocket: string;
+  healthListen: ListenAddress | null;
+  metricsListen: ListenAddress | null;
 }
 
 export interface ClusterFlags {

@@ -17,6 +17,8 @@ export interface IpamOwnerStatus {
   readonly cidrs: string[];
   /** False when the topology does not report the peer (it may be dead: see rmpeer). */
   readonly reachable: boolean;
+  /** Free addresses as the owner last wrote them into the ring (advisory: updated on large drift only). */
+  readonly reportedFree: number;
 }
 
 export interface IpamStatus {
@@ -63,10 +65,12 @@ export function ipamStatus(node: IpamNode): IpamStatus {
   else state = { kind: 'out-of-space', askingPeer: node.askingForSpace ?? null };
 
   const byPeer = new Map<string, Interval[]>();
+  const freeByPeer = new Map<string, number>();
   ring?.entries.forEach((entry, i) => {
     const list = byPeer.get(entry.peer) ?? [];
     list.push({ start: entry.token, end: entryEnd(ring, i) });
     byPeer.set(entry.peer, list);
+    freeByPeer.set(entry.peer, (freeByPeer.get(entry.peer) ?? 0) + entry.free);
   });
   const owners = [...byPeer]
     .map(([peer, intervals]): IpamOwnerStatus => {
@@ -78,6 +82,7 @@ export function ipamStatus(node: IpamNode): IpamStatus {
         percent: (100 * addresses) / total,
         cidrs: joined.flatMap((i) => intervalToCidrs(i).map(formatCidr)),
         reachable: node.knownPeers.has(peer),
+        reportedFree: freeByPeer.get(peer) ?? 0,
       };
     })
     .sort((a, b) => (a.peer === node.peer ? -1 : b.peer === node.peer ? 1 : a.peer < b.peer ? -1 : 1));
