@@ -56,6 +56,11 @@ export class HttpEndpoint {
     );
   }
 
+  /** The bound port (useful when listening on port 0). */
+  get port(): number | undefined {
+    return (this.server?.address() as AddressInfo | null)?.port;
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;

@@ -34,8 +34,9 @@ export function bytes(n: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+/** A share: one decimal, two below 1 % (a /24 of a /12 is 0.02 %, not 0.0 %). */
 export function percent(p: number): string {
-  return `${p.toFixed(1)} %`;
+  return `${p.toFixed(p > 0 && p < 1 ? 2 : 1)} %`;
 }
 
 /** A round trip: 0.123 ms, 12.3 ms, 1,234 ms; "-" when unknown. */

@@ -116,9 +116,10 @@ export function renderIpam(view: IpamView): string {
     `Status: ${view.summary}`,
     `Range:  ${view.clusterRange} (${count(view.totalAddresses)} addresses)`,
     '',
-    table(['OWNER', 'ADDRESSES', 'SHARE', 'RANGES', ''], rows),
+    view.shares.length === 0
+      ? 'No ring yet: nobody owns any part of the range.'
+      : table(['OWNER', 'ADDRESSES', 'SHARE', 'RANGES', ''], rows),
   ];
-  if (view.shares.length === 0) lines.push('(no ring yet: nobody owns any part of the range)');
   if (view.hint) lines.push('', view.hint);
   return `${lines.join('\n')}\n`;
 }

@@ -1,0 +1,80 @@
+import { describe, expect, test } from 'vitest';
+import type { StatusReport } from '../../../src/api/status-report.js';
+import { AgentMetrics } from '../../../src/observability/metrics.js';
+import { clusterReport, staticReport } from '../api/fixtures.js';
+
+/** The value of one sample line, e.g. sample(text, 'weft_peers{state="reachable"}'). */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('AgentMetrics', () => {
+  test('gauges from the status model: peers, connections, IPAM, readiness, RTT and PMTU', async () => {
+    const text = await new AgentMetrics(clusterReport).metrics();
+    expect(sample(text, 'weft_ready')).toBe(1);
+    expect(sample(text, 'weft_peers{state="reachable"}')).toBe(1);
+    expect(sample(text, 'weft_peers{state="unreachable"}')).toBe(1);
+    expect(sample(text, 'weft_connections{state="established"}')).toBe(1);
+    expect(sample(text, 'weft_connections{state="retrying"}')).toBe(1);
+    expect(sample(text, 'weft_connections{state="failed"}')).toBe(0);
+    expect(sample(text, 'weft_ipam_addresses{state="owned"}')).toBe(327_680);
+    expect(sample(text, 'weft_ipam_addresses{state="in_use"}')).toBe(12);
+    expect(sample(text, 'weft_ipam_unreachable_addresses')).toBe(393_216);
+    expect(sample(text, 'weft_ipam_unreachable_ratio')).toBe(0.375);
+    expect(sample(text, 'weft_ipam_pending_allocations')).toBe(0);
+    expect(sample(text, 'weft_peer_rtt_seconds{peer="n2",method="libp2p"}')).toBeCloseTo(0.000412, 9);
+    expect(sample(text, 'weft_peer_rtt_seconds{peer="n2",method="icmp"}')).toBeCloseTo(0.000087, 9);
+    expect(sample(text, 'weft_peer_path_mtu_bytes{peer="n3"}')).toBe(1400);
+    expect(text).toContain('process_cpu_seconds_total');
+  });
+
+  test('data-plane counters per direction, per peer and per drop reason follow the agent and grow', async () => {
+    let report: StatusReport = clusterReport();
+    const metrics = new AgentMetrics(() => report);
+    const first = await metrics.metrics();
+    expect(sample(first, 'weft_dataplane_packets_total{direction="tx"}')).toBe(123_456);
+    expect(sample(first, 'weft_dataplane_bytes_total{direction="rx"}')).toBe(87_654_321);
+    expect(sample(first, 'weft_dataplane_peer_packets_total{peer="n3",direction="rx"}')).toBe(21_001);
+    expect(sample(first, 'weft_dataplane_drops_total{reason="no_route"}')).toBe(3);
+    expect(sample(first, 'weft_dataplane_drops_total{reason="oversize"}')).toBe(0);
+    report = clusterReport();
+    report.dataplane.counters.encapsulated.packets += 10;
+    (report.dataplane.peers[0] as { txPackets: number }).txPackets += 10;
+    const second = await metrics.metrics();
+    expect(sample(second, 'weft_dataplane_packets_total{direction="tx"}')).toBe(123_466);
+    expect(sample(second, 'weft_dataplane_peer_packets_total{peer="n2",direction="tx"}')).toBe(100_010);
+  });
+
+  test('static mode: peers counted as static, no IPAM series', async () => {
+    const text = await new AgentMetrics(staticReport).metrics();
+    expect(sample(text, 'weft_peers{state="static"}')).toBe(1);
+    expect(sample(text, 'weft_ipam_addresses{state="owned"}')).toBeUndefined();
+  });
+
+  test('CNI requests by command and result with latency; pending allocations while an ADD runs', async () => {
+    const metrics = new AgentMetrics(clusterReport);
+    const add = metrics.observeAdminRequest('POST', '/v1/cni/add');
+    expect(sample(await metrics.metrics(), 'weft_ipam_pending_allocations')).toBe(1);
+    add(200, { cniVersion: '1.0.0', ips: [] });
+    metrics.observeAdminRequest('POST', '/v1/cni/add')(500, {
+      cniVersion: '1.0.0',
+      code: 11,
+      msg: 'try again',
+    });
+    metrics.observeAdminRequest('POST', '/v1/cni/del')(200, {});
+    metrics.observeAdminRequest('POST', '/v1/cni/check')(400, { error: 'bad body' });
+    metrics.observeAdminRequest('GET', '/v1/status')(200, {});
+    const text = await metrics.metrics();
+    expect(sample(text, 'weft_ipam_pending_allocations')).toBe(0);
+    expect(sample(text, 'weft_cni_requests_total{command="add",result="ok"}')).toBe(1);
+    expect(sample(text, 'weft_cni_requests_total{command="add",result="11"}')).toBe(1);
+    expect(sample(text, 'weft_cni_requests_total{command="del",result="ok"}')).toBe(1);
+    expect(sample(text, 'weft_cni_requests_total{command="check",result="http_400"}')).toBe(1);
+    expect(text).not.toContain('command="status"');
+    expect(sample(text, 'weft_cni_request_duration_seconds_count{command="add",result="ok"}')).toBe(1);
+    expect(sample(text, 'weft_cni_request_duration_seconds_bucket{le="30",command="add",result="ok"}')).toBe(
+      1,
+    );
+  });
+});
