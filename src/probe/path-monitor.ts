@@ -3,47 +3,46 @@ import type { Logger } from '../util/log.js';
 import type { EchoTransport } from './echo-transport.js';
 import { probePath } from './path-probe.js';
 
+/** How often the target list is checked: a new peer is probed within this, not a full interval. */
+const NEW_TARGET_CHECK_MS = 1_000;
+
 export interface PathMonitorOptions {
   transport: EchoTransport;
-  /** The peers' underlay addresses, asked for at every round. */
+  /** The peers' underlay addresses. */
   targets: () => string[];
-  /** The local underlay MTU: the first probe size. */
+  /** The first probe size: what a full overlay packet needs. */
   maxSize: number;
+  /** Every target is probed again after this long. */
   intervalMs: number;
   timeoutMs: number;
   log: Logger;
   now?: () => number;
 }
 
-/** Probes every peer's underlay address once per interval and keeps the latest result of each. */
+/** Probes every peer's underlay address once per interval (new peers at once) and keeps the latest result. */
 export class PathMonitor {
   private readonly latest = new Map<string, PathProbe>();
+  private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private current: Promise<void> | undefined;
+  private lastFullRoundMs = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly options: PathMonitorOptions) {}
+  constructor(private readonly options: PathMonitorOptions) {
+    this.now = options.now ?? Date.now;
+  }
 
   start(): void {
     this.schedule(0);
   }
 
-  /** One probe of every current target (the ones no longer listed are forgotten). */
-  async round(): Promise<void> {
+  /** Probes the targets that are due: all once an interval has passed, otherwise only new ones. */
+  async tick(): Promise<void> {
     const targets = this.options.targets();
     for (const address of this.latest.keys()) if (!targets.includes(address)) this.latest.delete(address);
-    const results = await Promise.all(
-      targets.map((address) =>
-        probePath(this.options.transport, address, {
-          maxSize: this.options.maxSize,
-          timeoutMs: this.options.timeoutMs,
-          now: this.options.now,
-        }),
-      ),
-    );
-    if (this.stopped) return;
-    const still = new Set(this.options.targets());
-    for (const result of results) if (still.has(result.address)) this.latest.set(result.address, result);
+    const full = this.now() - this.lastFullRoundMs >= this.options.intervalMs;
+    if (full) this.lastFullRoundMs = this.now();
+    await this.probe(full ? targets : targets.filter((t) => !this.latest.has(t)));
   }
 
   results(): PathProbe[] {
@@ -57,12 +56,27 @@ export class PathMonitor {
     this.options.transport.close();
   }
 
+  private async probe(addresses: string[]): Promise<void> {
+    const results = await Promise.all(
+      addresses.map((address) =>
+        probePath(this.options.transport, address, {
+          maxSize: this.options.maxSize,
+          timeoutMs: this.options.timeoutMs,
+          now: this.now,
+        }),
+      ),
+    );
+    if (this.stopped) return;
+    const still = new Set(this.options.targets());
+    for (const result of results) if (still.has(result.address)) this.latest.set(result.address, result);
+  }
+
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      this.current = this.round()
-        .catch((error: unknown) => this.options.log.warn({ err: error }, 'path probe round failed'))
-        .finally(() => this.schedule(this.options.intervalMs));
+      this.current = this.tick()
+        .catch((error: unknown) => this.options.log.warn({ err: error }, 'path probe failed'))
+        .finally(() => this.schedule(NEW_TARGET_CHECK_MS));
     }, delayMs);
     this.timer.unref();
   }

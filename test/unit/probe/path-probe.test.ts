@@ -55,26 +55,36 @@ describe('probePath', () => {
 });
 
 describe('PathMonitor', () => {
-  test('keeps the latest result per current target and forgets targets that went away', async () => {
+  test('probes new targets at once, all targets each interval, and forgets targets that went away', async () => {
     const net = new FakeEchoTransport();
     net.paths.set('10.0.0.2', { mtu: 1500, rttMs: 0.5, tooBig: 'frag-needed' });
     let targets = ['10.0.0.3', '10.0.0.2'];
+    let now = 0;
     const monitor = new PathMonitor({
       transport: net,
       targets: () => targets,
       maxSize: 1500,
-      intervalMs: 60_000,
+      intervalMs: 10_000,
       timeoutMs: 100,
       log: createLogger('fatal'),
+      now: () => now,
     });
-    await monitor.round();
+    await monitor.tick();
     expect(monitor.results().map((r) => [r.address, r.reachable, r.pmtu])).toEqual([
       ['10.0.0.2', true, 1500],
       ['10.0.0.3', false, null],
     ]);
-    targets = ['10.0.0.2'];
-    await monitor.round();
-    expect(monitor.results().map((r) => r.address)).toEqual(['10.0.0.2']);
+    const probedTo = () => net.sent.map((s) => s.address);
+    net.sent.length = 0;
+    now = 1_000;
+    targets = ['10.0.0.2', '10.0.0.4'];
+    await monitor.tick();
+    expect(probedTo()).toEqual(['10.0.0.4']);
+    expect(monitor.results().map((r) => r.address)).toEqual(['10.0.0.2', '10.0.0.4']);
+    net.sent.length = 0;
+    now = 10_000;
+    await monitor.tick();
+    expect(new Set(probedTo())).toEqual(new Set(['10.0.0.2', '10.0.0.4']));
     await monitor.stop();
     expect(net.closed).toBe(true);
   });
