@@ -113,6 +113,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
     await gossip.stop().catch(() => undefined);
     throw error;
   }
+  gossip.provideAddressesInUse(() => ipamStatus(ipam).allocations);
   driver.on('ring-changed', () => void sync());
   gossip.on('topology-changed', (peers) => {
     const reachable = peers.filter((p) => p.state === 'reachable').map((p) => p.name);
@@ -172,6 +173,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         state: p.state,
         lastSeenMs: p.lastSeenMs,
         rttMs: p.rttMs ?? null,
+        addressesInUse: p.addressesInUse ?? null,
       })),
       connections: gossip.connections().map((c) => ({
         direction: c.direction,

@@ -64,6 +64,8 @@ export const controlPlanePeerSchema = z.object({
   lastSeenMs: z.number(),
   /** libp2p ping over the direct connection; null without one. */
   rttMs: z.number().nonnegative().nullable(),
+  /** Pods with an address on the peer, from its last topology record; null if it does not say. */
+  addressesInUse: count.nullable(),
 });
 
 export const connectionSchema = z.object({

@@ -75,6 +75,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   private readonly incarnation = Date.now();
   private seq = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private addressesInUse: (() => number) | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private publishSoonTimer: NodeJS.Timeout | undefined;
 
@@ -245,6 +246,11 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     if (this.lifecycle === 'running') void this.publishOwnRecord();
   }
 
+  /** Our records carry this count from now on (read at every heartbeat, no extra publish). */
+  provideAddressesInUse(count: () => number): void {
+    this.addressesInUse = count;
+  }
+
   /** Removes a peer from the topology (admin `rmpeer`); it reappears if it is still alive. */
   forgetPeer(name: string): boolean {
     const forgotten = this.topology?.forget(name) ?? false;
@@ -399,6 +405,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
       incarnation: this.incarnation,
       seq: this.seq++,
       sentAtMs: Date.now(),
+      ...(this.addressesInUse === undefined ? {} : { addressesInUse: this.addressesInUse() }),
     };
     try {
       await libp2p.services.pubsub.publish(TOPOLOGY_TOPIC, encodeRecord(record));

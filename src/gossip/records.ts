@@ -24,6 +24,8 @@ export const topologyRecordSchema = z.object({
   /** Heartbeat counter within an incarnation. */
   seq: z.int().nonnegative(),
   sentAtMs: z.int().nonnegative(),
+  /** Pods holding an address on the sender (for `agent status peers`); absent from older agents. */
+  addressesInUse: z.int().nonnegative().optional(),
 });
 
 export type TopologyRecord = z.infer<typeof topologyRecordSchema>;

@@ -14,6 +14,8 @@ export interface KnownPeer {
   state: Reachability;
   /** Wall-clock time (ms since the epoch) when the last valid record from this peer arrived. */
   lastSeenMs: number;
+  /** Pods with an address on the peer, as of its last record; undefined if it does not say. */
+  addressesInUse: number | undefined;
 }
 
 export type ApplyOutcome =
@@ -155,6 +157,7 @@ export class Topology {
         incarnation: record.incarnation,
         state,
         lastSeenMs,
+        addressesInUse: record.addressesInUse,
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }

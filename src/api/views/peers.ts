@@ -22,9 +22,8 @@ export const peerRowSchema = z.object({
     .nullable(),
   cidrs: z.array(z.string()),
   addresses: z.number(),
-  /** Exact for this node (its pods); for others what they last reported to the ring; null if unknown. */
+  /** Pods with an address: this node's now, a peer's as of its last heartbeat; null if unknown. */
   inUse: z.number().nullable(),
-  inUseExact: z.boolean(),
 });
 
 export const peersViewSchema = z.object({
@@ -56,7 +55,6 @@ export function peersView(report: StatusReport): PeersView {
     cidrs: report.node.podCidrs,
     addresses: owner(report.node.name)?.addresses ?? sumSizes(report.node.podCidrs),
     inUse: cp ? cp.ipam.allocations : null,
-    inUseExact: cp !== null,
   };
   const others: PeerRow[] = cp
     ? cp.peers.map((p) => {
@@ -72,8 +70,7 @@ export function peersView(report: StatusReport): PeersView {
           icmp: icmpOf(p.underlayAddress),
           cidrs: o?.cidrs ?? [],
           addresses: o?.addresses ?? 0,
-          inUse: o ? Math.max(0, o.addresses - o.reportedFree) : null,
-          inUseExact: false,
+          inUse: p.addressesInUse,
         };
       })
     : report.dataplane.peers.map((p) => ({
@@ -88,7 +85,6 @@ export function peersView(report: StatusReport): PeersView {
         cidrs: p.cidrs,
         addresses: sumSizes(p.cidrs),
         inUse: null,
-        inUseExact: false,
       }));
   others.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return {
@@ -110,7 +106,7 @@ export function renderPeers(view: PeersView): string {
     p.icmp?.pmtu == null ? '-' : `${p.icmp.pmtu} B`,
     cidrList(p.cidrs),
     count(p.addresses),
-    p.inUse === null ? '-' : `${p.inUseExact ? '' : '~'}${count(p.inUse)}`,
+    p.inUse === null ? '-' : count(p.inUse),
   ]);
   const lines = [
     table(
@@ -130,8 +126,6 @@ export function renderPeers(view: PeersView): string {
       rows,
     ),
   ];
-  if (view.peers.some((p) => !p.self && !p.inUseExact && p.inUse !== null))
-    lines.push('', '~ as the owner last reported it to the ring (includes its gateway)');
   return `${lines.join('\n')}\n`;
 }
 

@@ -162,6 +162,12 @@ describeAsRoot('agent status, health and metrics on a three-agent cluster', () =
       expect(metric(second, 'weft_ipam_addresses{state="in_use"}')).toBe(1);
       expect(metric(second, 'weft_ready')).toBe(1);
       expect(second).toContain('process_resident_memory_bytes');
+      // n2's pod reaches n1's view with n2's next heartbeat.
+      await waitFor(
+        async () => (await view('n1', 'peers')).peers.find((p) => p.name === 'n2')?.inUse === 1,
+        5_000,
+        'n2 reports 1 pod',
+      );
     } finally {
       await group.stop(ping);
     }

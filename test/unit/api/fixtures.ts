@@ -36,6 +36,7 @@ export function clusterReport(): StatusReport {
           state: 'unreachable',
           lastSeenMs: NOW - 95_000,
           rttMs: null,
+          addressesInUse: null,
         },
         {
           name: 'n2',
@@ -46,6 +47,7 @@ export function clusterReport(): StatusReport {
           state: 'reachable',
           lastSeenMs: NOW - 420,
           rttMs: 0.412,
+          addressesInUse: 80,
         },
       ],
       connections: [

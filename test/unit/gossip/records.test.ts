@@ -16,6 +16,17 @@ describe('checkReceivedRecord', () => {
     expect(result.ok && 'futureField' in result.record).toBe(false);
   });
 
+  it('carries the optional pods-in-use count, and rejects a negative one', () => {
+    const withCount = record({ addressesInUse: 3 });
+    expect(checkReceivedRecord({ data: encodeRecord(withCount), signedBy: peerId })).toEqual({
+      ok: true,
+      record: withCount,
+    });
+    expect(
+      checkReceivedRecord({ data: json({ ...record(), addressesInUse: -1 }), signedBy: peerId }),
+    ).toMatchObject({ ok: false });
+  });
+
   it('rejects a record whose peer ID is not the signer (spoofing)', () => {
     const result = checkReceivedRecord({ data: encodeRecord(record()), signedBy: otherPeerId });
     expect(result).toMatchObject({ ok: false, reason: 'peer-id-mismatch' });

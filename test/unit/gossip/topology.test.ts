@@ -37,6 +37,14 @@ describe('Topology', () => {
     expect(topology.peerIdOf('node-a')).toBe(A);
   });
 
+  it('passes on the pods in use a record reports, from its latest record (absent from older agents)', () => {
+    const topology = fresh();
+    topology.apply(record({ peerId: A, seq: 1 }), 0);
+    expect(topology.peers()[0]?.addressesInUse).toBeUndefined();
+    topology.apply(record({ peerId: A, seq: 2, addressesInUse: 7 }), 10);
+    expect(topology.peers()[0]?.addressesInUse).toBe(7);
+  });
+
   it('drops stale sequence numbers and older incarnations of a live peer', () => {
     const topology = fresh();
     topology.apply(record({ peerId: A, incarnation: 5, seq: 10 }), 0);
