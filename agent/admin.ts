@@ -7,15 +7,11 @@ import {
   type StatusReport,
 } from '../src/api/status-report.js';
 import { STATUS_SCHEMA_VERSION } from '../src/api/status-schema.js';
+import { AgentMetrics } from '../src/observability/metrics.js';
 import type { Logger } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 import type { Dataplane } from './dataplane.js';
-import {
-  AgentMetrics,
-  type ObservabilitySettings,
-  startHttpEndpoints,
-  startPathMonitor,
-} from './observability.js';
+import { type ObservabilitySettings, startHttpEndpoints, startPathMonitor } from './observability.js';
 
 export interface ModeEndpoints {
   /** The mode-specific part of `/v1/status`. */

@@ -2,7 +2,7 @@ import type { StatusReport } from '../src/api/status-report.js';
 import type { ListenAddress } from '../src/config/listen-address.js';
 import { healthRoutes } from '../src/observability/health.js';
 import { type EndpointHandler, HttpEndpoint } from '../src/observability/http-endpoint.js';
-import { AgentMetrics } from '../src/observability/metrics.js';
+import type { AgentMetrics } from '../src/observability/metrics.js';
 import { VXLAN_GPE_OVERHEAD } from '../src/plumbing/mtu.js';
 import { PathMonitor } from '../src/probe/path-monitor.js';
 import { RawEchoTransport } from '../src/probe/raw-echo.js';
@@ -78,5 +78,3 @@ export async function startHttpEndpoints(
   }
   return started;
 }
-
-export { AgentMetrics };
