@@ -102,6 +102,11 @@ describe('agent command line', () => {
     ],
     ['a bad MTU', ['--peers-file', peerFile('mtu.json', good), '--mtu', '100'], /--mtu 100 must be/],
     [
+      'a bad --health-listen',
+      ['--peers-file', peerFile('health.json', good), '--health-listen', 'localhost:6784'],
+      /--health-listen localhost:6784 must be IPV4:PORT/,
+    ],
+    [
       'a bad log level',
       ['--peers-file', peerFile('log.json', good), '--log-level', 'loud'],
       /--log-level loud/,
@@ -112,6 +117,20 @@ describe('agent command line', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/configuration error|agent:/);
     expect(result.stderr).toMatch(message);
+  });
+
+  it('every status view and report say the agent is not running, with exit code 3; an unknown view is usage', async () => {
+    for (const args of [['status', 'peers'], ['status', 'ipam', '--json'], ['report']]) {
+      const result = await agent([...args, '--admin-socket', join(dir, 'nobody.sock')]);
+      expect(result, args.join(' ')).toMatchObject({ code: 3, stdout: '' });
+      expect(result.stderr).toMatch(/the agent is not running: no admin socket at/);
+    }
+    expect(await agent(['status', 'routes'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(
+        /unknown status view: routes; one of peers, connections, ipam, dataplane/,
+      ),
+    });
   });
 
   it('status says the agent is not running, with exit code 3', async () => {
