@@ -108,25 +108,20 @@ export function renderPeers(view: PeersView): string {
     count(p.addresses),
     p.inUse === null ? '-' : count(p.inUse),
   ]);
-  const lines = [
-    table(
-      [
-        'NODE',
-        'PEER ID',
-        'UNDERLAY',
-        'STATE',
-        'LAST SEEN',
-        'RTT',
-        'ICMP RTT',
-        'PMTU',
-        'RANGES',
-        'ADDRESSES',
-        'IN USE',
-      ],
-      rows,
-    ),
+  const header = [
+    'NODE',
+    'PEER ID',
+    'UNDERLAY',
+    'STATE',
+    'LAST SEEN',
+    'RTT',
+    'ICMP RTT',
+    'PMTU',
+    'RANGES',
+    'ADDRESSES',
+    'IN USE',
   ];
-  return `${lines.join('\n')}\n`;
+  return `${table(header, rows)}\n`;
 }
 
 function sumSizes(cidrs: readonly string[]): number {
