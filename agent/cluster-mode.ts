@@ -5,6 +5,7 @@ import { IpamDriver } from '../src/control/ipam-driver.js';
 import { type BridgeLayout, bridgeLayout, deriveRoutes } from '../src/control/routes.js';
 import { GossipNode, loadClusterSecret } from '../src/gossip/index.js';
 import { IpamNode, ipamStatus, loadIpamState, ownedRanges } from '../src/ipam/index.js';
+import { KubeIntegration } from '../src/k8s/index.js';
 import { ensureLinkSettings, NodePlumbing, syncDeviceRoutes } from '../src/plumbing/index.js';
 import type { Logger } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
@@ -31,10 +32,25 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         ? { value: process.env.WEFT_CLUSTER_SECRET }
         : {},
   );
+  // Before IPAM loads its state: a node that was reclaimed must not come back with its old ranges.
+  const kube = config.kube
+    ? await KubeIntegration.start(
+        {
+          nodeName: config.nodeName,
+          stateDir: config.stateDir,
+          gossipPort: config.gossipPort,
+          kubeconfig: config.kube.kubeconfig,
+          reclaimLeaseMs: config.kube.reclaimLeaseMs,
+          seeding: config.kube.explicitSeeding ? config.seeding : undefined,
+        },
+        log,
+      )
+    : undefined;
+  const expectedPeers = kube ? kube.expectedPeers : config.expectedPeers;
   const ipamConfig = {
     peer: config.nodeName,
     clusterRange: config.clusterCidr,
-    seeding: config.seeding,
+    seeding: kube?.seeding ?? config.seeding,
     timing: { retryMs: IPAM_RETRY_MS },
   };
   const saved = await loadIpamState(config.stateDir, {
@@ -60,6 +76,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
       peerTimeoutMs: config.peerTimeoutMs,
     },
     log,
+    kube ? [kube.peerSource] : [],
   );
   const driver = new IpamDriver({
     ipam,
@@ -111,16 +128,21 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
   } catch (error) {
     dataplane.close();
     await gossip.stop().catch(() => undefined);
+    await kube?.stop();
     throw error;
   }
   driver.on('ring-changed', () => void sync());
   gossip.on('topology-changed', (peers) => {
     const reachable = peers.filter((p) => p.state === 'reachable').map((p) => p.name);
-    void driver.setKnownPeers(reachable, config.expectedPeers).catch(() => undefined);
+    void driver.setKnownPeers(reachable, expectedPeers).catch(() => undefined);
     void sync();
   });
   driver.start();
-  await driver.setKnownPeers([], config.expectedPeers);
+  await driver.setKnownPeers([], expectedPeers);
+  kube?.startReclaim({
+    rmpeer: (peer) => driver.rmpeer(peer),
+    isReachable: (peer) => gossip.peers().some((p) => p.name === peer && p.state === 'reachable'),
+  });
   void sync();
   log.info(
     { node: config.nodeName, peerId: gossip.peerId, underlay: underlay.ifname, mtu, peers: config.peers },
@@ -195,6 +217,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
   try {
     admin = await startAdmin(config.adminSocket, dataplane, config.bridgeName, endpoints, log);
   } catch (error) {
+    await kube?.stop();
     await driver.stop();
     await gossip.stop();
     dataplane.close();
@@ -204,6 +227,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
   return {
     async stop(): Promise<void> {
       await admin.stop();
+      await kube?.stop();
       await driver.stop();
       await gossip.stop();
       await plumbingQueue;

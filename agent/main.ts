@@ -41,6 +41,11 @@ Options for run, with gossip discovery and IPAM (the normal way):
   --ipam-init MODE          consensus (default), consensus=N, seeds=a,b,... or observer
   --heartbeat-ms N          topology heartbeat (default ${clusterDefaults.heartbeatMs})
   --peer-timeout-ms N       a peer not heard from this long is unreachable (default ${clusterDefaults.peerTimeoutMs})
+  --kube-peers              peers from Kubernetes Node objects (in-cluster service account), seed list
+                            and reclaim of deleted nodes through the ConfigMap weft-peers; node name
+                            from --name or env NODE_NAME
+  --kubeconfig PATH         with --kube-peers: use this kubeconfig instead of the service account
+  --kube-reclaim-lease-ms N a reclaim claim unchanged this long is taken over (default ${clusterDefaults.kubeReclaimLeaseMs})
 
 Options for run with fixed ranges instead:
   --peers-file PATH     static peer file (this node, its peers and their pod ranges)
@@ -78,6 +83,9 @@ const options = {
   'ipam-init': { type: 'string' },
   'heartbeat-ms': { type: 'string' },
   'peer-timeout-ms': { type: 'string' },
+  'kube-peers': { type: 'boolean' },
+  kubeconfig: { type: 'string' },
+  'kube-reclaim-lease-ms': { type: 'string' },
   force: { type: 'boolean' },
   json: { type: 'boolean' },
   version: { type: 'boolean' },
@@ -162,6 +170,9 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
         ipamInit: values['ipam-init'] as string | undefined,
         heartbeatMs: values['heartbeat-ms'] as string | undefined,
         peerTimeoutMs: values['peer-timeout-ms'] as string | undefined,
+        kubePeers: values['kube-peers'] === true,
+        kubeconfig: values.kubeconfig as string | undefined,
+        kubeReclaimLeaseMs: values['kube-reclaim-lease-ms'] as string | undefined,
       },
       buildCommonSettings(flags),
     );
