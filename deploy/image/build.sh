@@ -17,6 +17,7 @@ cache_dir=/var/cache/weft
 tag=localhost/weft-agent:dev
 archive=
 base_image=
+host_ca=/etc/ssl/certs/ca-certificates.crt
 
 usage() {
   echo "usage: $0 [--tag IMAGE] [--archive FILE.tar] [--cache-dir DIR] [--base-image IMAGE]" >&2
@@ -74,11 +75,17 @@ if [[ -z $base_image ]]; then
       ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$work/root/usr/local/bin/npm"
       ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$work/root/usr/local/bin/npx"
       rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"*
+      # This machine reaches the npm registry through a TLS proxy whose CA is in the host bundle: the
+      # build stage's npm needs it too. (The official node image does not, on an open network.)
+      if [[ -r $host_ca ]]; then cp "$host_ca" "$work/root/usr/local/share/build-ca.crt"; fi
       tar --numeric-owner -C "$work/root" -cf "$base_tar.part" .
       mv "$base_tar.part" "$base_tar"
     fi
     step "import base $base_image"
-    podman import -q --change 'CMD ["/bin/bash"]' "$base_tar" "$base_image" >/dev/null
+    podman import -q --change 'CMD ["/bin/bash"]' \
+      --change 'ENV NODE_EXTRA_CA_CERTS=/usr/local/share/build-ca.crt' \
+      --change 'ENV npm_config_cafile=/usr/local/share/build-ca.crt' \
+      "$base_tar" "$base_image" >/dev/null
   fi
 fi
 
@@ -87,14 +94,14 @@ podman build -q --network host --build-arg "BASE_IMAGE=$base_image" -f deploy/Do
 podman image prune -f >/dev/null
 
 step "check: agent --version"
-version=$(podman run --rm --network none "$tag" --version)
+version=$(podman run --rm --pull never --network none "$tag" --version)
 echo "$version"
 [[ $version == weft\ * ]] || { echo "unexpected version output: $version" >&2; exit 1; }
 
 step "check: agent install-cni into a temporary directory"
 out=$(mktemp -d)
-if podman run --rm --network none "$tag" --help | grep -q install-cni; then
-  podman run --rm --network none -v "$out:/host" "$tag" \
+if podman run --rm --pull never --network none "$tag" --help | grep -q install-cni; then
+  podman run --rm --pull never --network none -v "$out:/host" "$tag" \
     install-cni --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d
   test -x "$out/opt/cni/bin/weft" || { echo "install-cni left no executable weft plugin" >&2; exit 1; }
   test -s "$out/etc/cni/net.d/10-weft.conflist" || { echo "install-cni left no 10-weft.conflist" >&2; exit 1; }
