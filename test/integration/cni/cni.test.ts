@@ -263,6 +263,51 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
     await runtime.del(keep, keepResult);
   });
 
+  it('codes from the agent: 3 for CHECK of an unknown container; STATUS 0 when ready, 50 and ADD 11 while not', async () => {
+    const pod = await newPod();
+    const unknown = await runtimeOn('n1')
+      .check(pod, {})
+      .catch((e: CniFailure) => e);
+    expect((unknown as CniFailure).outcome.json).toMatchObject({ code: 3 });
+
+    const statusOf = async (node: string) =>
+      callPlugin({
+        plugin: weftExecutable(),
+        env: { CNI_COMMAND: 'STATUS' },
+        stdin: JSON.stringify({
+          cniVersion: '1.1.0',
+          name: 'weftnet',
+          type: 'weft',
+          socket: cluster.node(node).socket,
+        }),
+      });
+    // Ready once the bridge carries the gateway, which follows IPAM readiness closely.
+    await waitFor(async () => (await statusOf('n1')).code === 0, 10_000, 'STATUS never succeeded on n1');
+    expect((await statusOf('n1')).stdout).toBe('');
+
+    // An agent alone that waits for a quorum of 3 cannot allocate.
+    const lonely = await cluster.addNode();
+    cluster.startAgent(lonely.name, ['--ipam-init', 'consensus=5'], []);
+    await waitFor(
+      () =>
+        cluster.status(lonely.name).then(
+          () => true,
+          () => false,
+        ),
+      15_000,
+      'lonely agent did not start',
+    );
+    const status = await statusOf(lonely.name);
+    expect(status.code).toBe(1);
+    expect(status.json).toMatchObject({ code: 50 });
+    expect(String(status.json?.msg)).toContain('awaiting consensus');
+    const add = await runtimeOn(lonely.name)
+      .add(pod)
+      .catch((e: CniFailure) => e);
+    expect((add as CniFailure).outcome.json).toMatchObject({ code: 11 });
+    await cluster.stopAgent(lonely.name);
+  });
+
   it('leaves no queue behind', () => {
     expect(existsSync(delQueueOf('n2'))).toBe(false);
   });
