@@ -69,12 +69,17 @@ export async function detachPod(hostIf: string): Promise<boolean> {
 
 /** Creates the pair and configures the pod end; undoes the pair if the namespace part fails. */
 export async function attachPod(spec: PodLinkSpec): Promise<void> {
-  // An ADD retried after a half-done one: start from nothing.
-  await detachPod(spec.hostIf);
   const mtu = String(spec.mtu);
   const host = [spec.hostIf, 'mtu', mtu, 'address', spec.hostMac, 'master', spec.bridge, 'up'];
   const peer = ['name', spec.ifname, 'mtu', mtu, 'address', spec.podMac, 'netns', spec.netns];
-  await run(['ip', 'link', 'add', ...host, 'type', 'veth', 'peer', ...peer]);
+  const add = ['ip', 'link', 'add', ...host, 'type', 'veth', 'peer', ...peer];
+  const first = await run(add, { allowFail: true });
+  if (first.code !== 0) {
+    if (!/File exists/.test(first.stderr)) throw new CommandError(add, first.code, first.stderr);
+    // An ADD retried after a half-done one: start from nothing.
+    await detachPod(spec.hostIf);
+    await run(add);
+  }
   const batch = [
     `link set dev ${spec.ifname} up`,
     `addr add ${spec.address}/32 dev ${spec.ifname}`,
