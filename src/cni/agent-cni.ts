@@ -28,7 +28,7 @@ export function ipamForCni(driver: IpamDriver): CniIpam {
 export async function startCni(options: {
   driver: IpamDriver;
   stateDir: string;
-  node: () => NodeNetworkState;
+  node: () => Promise<NodeNetworkState>;
   log: Logger;
 }): Promise<Record<string, AdminPostHandler>> {
   const log = options.log.child({ component: 'cni' });

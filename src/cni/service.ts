@@ -39,7 +39,7 @@ export type NodeNetworkState =
 
 export interface CniServiceDeps {
   ipam: CniIpam;
-  node: () => NodeNetworkState;
+  node: () => Promise<NodeNetworkState>;
   log: Logger;
 }
 
@@ -65,14 +65,14 @@ export class CniService {
       case 'GC':
         return this.gc(request).then(() => ({}));
       case 'STATUS':
-        return Promise.resolve(this.status()).then(() => ({}));
+        return this.status().then(() => ({}));
       case 'VERSION':
         throw new CniError(CniCode.invalidEnvironment, 'VERSION is answered by the plugin, not the agent');
     }
   }
 
   async add(request: CniRequest): Promise<CniResult> {
-    const node = this.readyNode();
+    const node = await this.readyNode();
     try {
       await access(request.netns);
     } catch {
@@ -124,7 +124,7 @@ export class CniService {
     const address = this.deps.ipam.addressOf(key);
     if (address === undefined)
       throw new CniError(CniCode.unknownContainer, `no attachment ${key} on this node`);
-    const node = this.readyNode();
+    const node = await this.readyNode();
     const expected =
       request.config.prevResult && prevResultAddress(request.config.prevResult, request.ifname);
     if (expected !== undefined && expected !== address) {
@@ -157,8 +157,8 @@ export class CniService {
     this.deps.log.info({ released: released.length, vethsRemoved: removed }, 'CNI GC');
   }
 
-  status(): void {
-    this.readyNode(CniCode.notAvailable);
+  async status(): Promise<void> {
+    await this.readyNode(CniCode.notAvailable);
   }
 
   /** Replays a DEL the shim queued while the agent was down. */
@@ -168,8 +168,8 @@ export class CniService {
     await this.del(request);
   }
 
-  private readyNode(code: number = CniCode.tryAgainLater): { bridge: string; mtu: number } {
-    const node = this.deps.node();
+  private async readyNode(code: number = CniCode.tryAgainLater): Promise<{ bridge: string; mtu: number }> {
+    const node = await this.deps.node();
     if (!node.ready) throw new CniError(code, `the weft agent cannot add pods yet: ${node.reason}`);
     return node;
   }
