@@ -1,5 +1,6 @@
 import { AdminRequestError } from '../src/api/admin-server.js';
 import type { ControlPlaneReport } from '../src/api/status-report.js';
+import { startCni } from '../src/cni/agent-cni.js';
 import type { ClusterConfig } from '../src/config/cluster-config.js';
 import { IpamDriver } from '../src/control/ipam-driver.js';
 import { type BridgeLayout, bridgeLayout, deriveRoutes } from '../src/control/routes.js';
@@ -7,6 +8,7 @@ import { GossipNode, loadClusterSecret } from '../src/gossip/index.js';
 import { IpamNode, ipamStatus, loadIpamState, ownedRanges } from '../src/ipam/index.js';
 import { KubeIntegration } from '../src/k8s/index.js';
 import { ensureLinkSettings, NodePlumbing, syncDeviceRoutes } from '../src/plumbing/index.js';
+import { ensureMasquerade } from '../src/plumbing/masquerade.js';
 import type { Logger } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 import { type ModeEndpoints, startAdmin } from './admin.js';
@@ -123,6 +125,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
 
   try {
     await ensureLinkSettings(config.tunName, { mtu, txqueuelen: TUN_TXQUEUELEN, up: true });
+    await ensureMasquerade(config.clusterCidr);
     dataplane.start();
     await gossip.start();
   } catch (error) {
@@ -149,6 +152,18 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
     'agent running with gossip discovery',
   );
 
+  const cniEndpoints = await startCni({
+    driver,
+    stateDir: config.stateDir,
+    // After pending plumbing: right after a start or a ring change the bridge is moments away.
+    node: async () => {
+      await plumbingQueue;
+      return layout !== undefined
+        ? { ready: true, bridge: config.bridgeName, mtu }
+        : { ready: false, reason: `${ipamStatus(ipam).summary}; the bridge has no gateway yet` };
+    },
+    log,
+  });
   const endpoints: ModeEndpoints = {
     status: () => ({
       node: {
@@ -162,6 +177,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
       controlPlane: controlPlaneReport(),
     }),
     post: {
+      ...cniEndpoints,
       '/v1/ipam/allocate': async (body) => {
         const result = await driver.allocate(containerIdOf(body));
         if (!result.ok)
