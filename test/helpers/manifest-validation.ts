@@ -75,9 +75,10 @@ export async function validateManifests(
       continue;
     }
     const { module, modelName } = modelsFor(object.apiVersion, object.kind);
-    let Model: (new (data: unknown) => { validate(): void }) | undefined;
+    type Validatable = new (data: unknown) => { validate(): void };
+    let Model: Validatable | undefined;
     try {
-      Model = ((await import(module)) as Record<string, never>)[object.kind];
+      Model = ((await import(module)) as Record<string, Validatable | undefined>)[object.kind];
     } catch {
       Model = undefined;
     }
