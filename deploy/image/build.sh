@@ -90,7 +90,13 @@ if [[ -z $base_image ]]; then
 fi
 
 step "podman build $tag (base $base_image)"
-podman build -q --network host --build-arg "BASE_IMAGE=$base_image" -f deploy/Dockerfile -t "$tag" . >/dev/null
+build_log=$cache_dir/podman-build.log
+if ! podman build --network host --build-arg "BASE_IMAGE=$base_image" -f deploy/Dockerfile -t "$tag" . \
+  >"$build_log" 2>&1; then
+  tail -n 40 "$build_log" >&2
+  echo "podman build failed; full log: $build_log" >&2
+  exit 1
+fi
 podman image prune -f >/dev/null
 
 step "check: agent --version"

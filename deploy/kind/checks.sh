@@ -3,12 +3,13 @@
 # deploy/kind/lab-checks.sh (the podman lab, pods via `lab exec`). The checks are the same commands
 # run inside pods; only the runner differs:
 #   WEFT_RUNNER=kubectl   kubectl exec POD -- CMD...        (KUBECTL may name the kubectl to use)
-#   WEFT_RUNNER=lab       node dist/deploy/lab/main.js exec POD -- CMD...   (LAB_NAME: --name)
+#   WEFT_RUNNER=lab       node dist/deploy/lab/main.js exec POD -- CMD...   (LAB_NAME: --name; LAB_CLI: the script)
 # Checks print one line each and are tallied; checks_summary prints the table and fails if any failed.
 
 WEFT_RUNNER=${WEFT_RUNNER:-kubectl}
 KUBECTL=${KUBECTL:-kubectl}
 LAB_NAME=${LAB_NAME:-lab}
+LAB_CLI=${LAB_CLI:-dist/deploy/lab/main.js}
 declare -a CHECK_RESULTS=()
 CHECK_FAILED=0
 
@@ -24,7 +25,7 @@ pod_exec() {
         "$KUBECTL" exec "$pod" -- "$@"
       fi
       ;;
-    lab) node dist/deploy/lab/main.js exec --name "$LAB_NAME" "$pod" -- "$@" ;;
+    lab) node "$LAB_CLI" exec --name "$LAB_NAME" "$pod" -- "$@" ;;
     *) echo "unknown WEFT_RUNNER=$WEFT_RUNNER (kubectl or lab)" >&2; return 2 ;;
   esac
 }
