@@ -34,8 +34,9 @@ while (($# > 0)); do
 done
 
 mkdir -p "$cache_dir/podman"
-# podman 4 here: runc (crun fails on this kernel's hybrid cgroups), cgroupfs, vfs, ulimits within the
-# hard limits (no CAP_SYS_RESOURCE). See /work/shared/notes/runtime-recipes.md §2 and §6.
+# podman 4 here: runc (crun fails on this kernel's hybrid cgroups), cgroupfs, ulimits within the hard
+# limits (no CAP_SYS_RESOURCE); see /work/shared/notes/runtime-recipes.md §2 and §6. Storage is overlay:
+# vfs works too but copies every layer for every step and container (the build took 3x as long).
 cat >"$cache_dir/podman/containers.conf" <<CONF
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
@@ -46,9 +47,9 @@ runtime = "runc"
 CONF
 cat >"$cache_dir/podman/storage.conf" <<CONF
 [storage]
-driver = "vfs"
-runroot = "$cache_dir/podman/run"
-graphroot = "$cache_dir/podman/storage"
+driver = "overlay"
+runroot = "$cache_dir/podman/overlay-run"
+graphroot = "$cache_dir/podman/overlay"
 CONF
 export CONTAINERS_CONF=$cache_dir/podman/containers.conf
 export CONTAINERS_STORAGE_CONF=$cache_dir/podman/storage.conf
