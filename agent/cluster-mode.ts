@@ -1,11 +1,14 @@
 import { AdminRequestError } from '../src/api/admin-server.js';
 import type { ControlPlaneReport } from '../src/api/status-report.js';
+import { startCni } from '../src/cni/agent-cni.js';
 import type { ClusterConfig } from '../src/config/cluster-config.js';
 import { IpamDriver } from '../src/control/ipam-driver.js';
 import { type BridgeLayout, bridgeLayout, deriveRoutes } from '../src/control/routes.js';
 import { GossipNode, loadClusterSecret } from '../src/gossip/index.js';
 import { IpamNode, ipamStatus, loadIpamState, ownedRanges } from '../src/ipam/index.js';
+import { KubeIntegration } from '../src/k8s/index.js';
 import { ensureLinkSettings, NodePlumbing, syncDeviceRoutes } from '../src/plumbing/index.js';
+import { ensureMasquerade } from '../src/plumbing/masquerade.js';
 import type { Logger } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 import { type ModeEndpoints, startAdmin } from './admin.js';
@@ -31,10 +34,25 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         ? { value: process.env.WEFT_CLUSTER_SECRET }
         : {},
   );
+  // Before IPAM loads its state: a node that was reclaimed must not come back with its old ranges.
+  const kube = config.kube
+    ? await KubeIntegration.start(
+        {
+          nodeName: config.nodeName,
+          stateDir: config.stateDir,
+          gossipPort: config.gossipPort,
+          kubeconfig: config.kube.kubeconfig,
+          reclaimLeaseMs: config.kube.reclaimLeaseMs,
+          seeding: config.kube.explicitSeeding ? config.seeding : undefined,
+        },
+        log,
+      )
+    : undefined;
+  const expectedPeers = kube ? kube.expectedPeers : config.expectedPeers;
   const ipamConfig = {
     peer: config.nodeName,
     clusterRange: config.clusterCidr,
-    seeding: config.seeding,
+    seeding: kube?.seeding ?? config.seeding,
     timing: { retryMs: IPAM_RETRY_MS },
   };
   const saved = await loadIpamState(config.stateDir, {
@@ -60,6 +78,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
       peerTimeoutMs: config.peerTimeoutMs,
     },
     log,
+    kube ? [kube.peerSource] : [],
   );
   const driver = new IpamDriver({
     ipam,
@@ -106,28 +125,47 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
 
   try {
     await ensureLinkSettings(config.tunName, { mtu, txqueuelen: TUN_TXQUEUELEN, up: true });
+    await ensureMasquerade(config.clusterCidr);
     dataplane.start();
     await gossip.start();
   } catch (error) {
     dataplane.close();
     await gossip.stop().catch(() => undefined);
+    await kube?.stop();
     throw error;
   }
   gossip.provideAddressesInUse(() => ipamStatus(ipam).allocations);
   driver.on('ring-changed', () => void sync());
   gossip.on('topology-changed', (peers) => {
     const reachable = peers.filter((p) => p.state === 'reachable').map((p) => p.name);
-    void driver.setKnownPeers(reachable, config.expectedPeers).catch(() => undefined);
+    void driver.setKnownPeers(reachable, expectedPeers).catch(() => undefined);
     void sync();
   });
   driver.start();
-  await driver.setKnownPeers([], config.expectedPeers);
+  await driver.setKnownPeers([], expectedPeers);
+  kube?.startReclaim({
+    rmpeer: (peer) => driver.rmpeer(peer),
+    isReachable: (peer) => gossip.peers().some((p) => p.name === peer && p.state === 'reachable'),
+  });
   void sync();
   log.info(
     { node: config.nodeName, peerId: gossip.peerId, underlay: underlay.ifname, mtu, peers: config.peers },
     'agent running with gossip discovery',
   );
 
+  const cniEndpoints = await startCni({
+    driver,
+    stateDir: config.stateDir,
+    bridge: config.bridgeName,
+    // After pending plumbing: right after a start or a ring change the bridge is moments away.
+    node: async () => {
+      await plumbingQueue;
+      return layout !== undefined
+        ? { ready: true, mtu }
+        : { ready: false, reason: `${ipamStatus(ipam).summary}; the bridge has no gateway yet` };
+    },
+    log,
+  });
   const endpoints: ModeEndpoints = {
     status: () => ({
       node: {
@@ -141,6 +179,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
       controlPlane: controlPlaneReport(),
     }),
     post: {
+      ...cniEndpoints,
       '/v1/ipam/allocate': async (body) => {
         const result = await driver.allocate(containerIdOf(body));
         if (!result.ok)
@@ -201,6 +240,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
   try {
     admin = await startAdmin(config, dataplane, config.bridgeName, endpoints, log);
   } catch (error) {
+    await kube?.stop();
     await driver.stop();
     await gossip.stop();
     dataplane.close();
@@ -210,6 +250,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
   return {
     async stop(): Promise<void> {
       await admin.stop();
+      await kube?.stop();
       await driver.stop();
       await gossip.stop();
       await plumbingQueue;

@@ -13,6 +13,7 @@ import { ConfigError, loadStaticPeerFile } from '../src/config/static-peers.js';
 import { createLogger, isLogLevel } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 import { startClusterAgent } from './cluster-mode.js';
+import { installCniUsage, runInstallCni } from './install-cni.js';
 import type { RunningAgent } from './node-setup.js';
 import { startStaticAgent } from './static-mode.js';
 import { reportCommand, StatusUsageError, statusCommand } from './status-command.js';
@@ -24,7 +25,7 @@ Commands:
   status [VIEW]   summary, or VIEW: peers | connections | ipam | dataplane (--json for scripts)
   report          the whole status model as JSON
   rmpeer NODE     take over the IP ranges of a dead node (once per dead node; --force if it looks alive)
-  version         print the version
+${installCniUsage}  version         print the version
 
 Options for run, with gossip discovery and IPAM (the normal way):
   --name NAME               this node's name (default: the host name)
@@ -36,6 +37,11 @@ Options for run, with gossip discovery and IPAM (the normal way):
   --ipam-init MODE          consensus (default), consensus=N, seeds=a,b,... or observer
   --heartbeat-ms N          topology heartbeat (default ${clusterDefaults.heartbeatMs})
   --peer-timeout-ms N       a peer not heard from this long is unreachable (default ${clusterDefaults.peerTimeoutMs})
+  --kube-peers              peers from Kubernetes Node objects (in-cluster service account), seed list
+                            and reclaim of deleted nodes through the ConfigMap weft-peers; node name
+                            from --name or env NODE_NAME
+  --kubeconfig PATH         with --kube-peers: use this kubeconfig instead of the service account
+  --kube-reclaim-lease-ms N a reclaim claim unchanged this long is taken over (default ${clusterDefaults.kubeReclaimLeaseMs})
 
 Options for run with fixed ranges instead:
   --peers-file PATH     static peer file (this node, its peers and their pod ranges)
@@ -77,6 +83,12 @@ const options = {
   'ipam-init': { type: 'string' },
   'heartbeat-ms': { type: 'string' },
   'peer-timeout-ms': { type: 'string' },
+  'kube-peers': { type: 'boolean' },
+  kubeconfig: { type: 'string' },
+  'kube-reclaim-lease-ms': { type: 'string' },
+  'bin-dir': { type: 'string' },
+  'conf-dir': { type: 'string' },
+  socket: { type: 'string' },
   force: { type: 'boolean' },
   json: { type: 'boolean' },
   version: { type: 'boolean' },
@@ -119,6 +131,8 @@ async function main(argv: string[]): Promise<number> {
         positionals[1],
         values.force === true,
       );
+    case 'install-cni':
+      return runInstallCni(values);
     case undefined:
       throw new UsageError('no command given');
     default:
@@ -169,6 +183,9 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
         ipamInit: values['ipam-init'] as string | undefined,
         heartbeatMs: values['heartbeat-ms'] as string | undefined,
         peerTimeoutMs: values['peer-timeout-ms'] as string | undefined,
+        kubePeers: values['kube-peers'] === true,
+        kubeconfig: values.kubeconfig as string | undefined,
+        kubeReclaimLeaseMs: values['kube-reclaim-lease-ms'] as string | undefined,
       },
       buildCommonSettings(flags),
     );

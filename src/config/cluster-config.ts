@@ -35,6 +35,15 @@ export interface ClusterConfig {
   adminSocket: string;
   healthListen: ListenAddress | null;
   metricsListen: ListenAddress | null;
+  /** `--kube-peers`: peers from Node objects, reclaim of deleted nodes (src/k8s). */
+  kube: KubeSettings | undefined;
+}
+
+export interface KubeSettings {
+  kubeconfig: string | undefined;
+  reclaimLeaseMs: number;
+  /** --ipam-init was given; otherwise the seed list comes from the peer registry. */
+  explicitSeeding: boolean;
 }
 
 export interface ClusterFlags {
@@ -47,6 +56,9 @@ export interface ClusterFlags {
   ipamInit?: string | undefined;
   heartbeatMs?: string | undefined;
   peerTimeoutMs?: string | undefined;
+  kubePeers?: boolean | undefined;
+  kubeconfig?: string | undefined;
+  kubeReclaimLeaseMs?: string | undefined;
 }
 
 export const clusterDefaults = {
@@ -54,11 +66,13 @@ export const clusterDefaults = {
   stateDir: DEFAULT_STATE_DIR,
   heartbeatMs: DEFAULT_HEARTBEAT_MS,
   peerTimeoutMs: DEFAULT_PEER_TIMEOUT_MS,
+  kubeReclaimLeaseMs: 30_000,
 } as const;
 
 export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings): ClusterConfig {
-  // As kubelet does, a host name becomes a node name in lower case.
-  const nodeName = flags.name ?? hostname().toLowerCase();
+  // NODE_NAME is the downward API's spec.nodeName in the DaemonSet. As kubelet does, a host name
+  // becomes a node name in lower case.
+  const nodeName = flags.name ?? (process.env.NODE_NAME || hostname().toLowerCase());
   if (!isNodeName(nodeName)) {
     throw new ConfigError(`--name ${nodeName} must be ${NODE_NAME_RULE}`);
   }
@@ -102,8 +116,23 @@ export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings):
       `--peer-timeout-ms ${peerTimeoutMs} must be longer than --heartbeat-ms ${heartbeatMs}`,
     );
   }
+  const kube: KubeSettings | undefined = flags.kubePeers
+    ? {
+        kubeconfig: flags.kubeconfig,
+        reclaimLeaseMs: parseInteger(
+          '--kube-reclaim-lease-ms',
+          flags.kubeReclaimLeaseMs,
+          clusterDefaults.kubeReclaimLeaseMs,
+          1_000,
+          3_600_000,
+        ),
+        explicitSeeding: flags.ipamInit !== undefined,
+      }
+    : undefined;
+  if (!kube && flags.kubeconfig !== undefined) throw new ConfigError('--kubeconfig needs --kube-peers');
   return {
     ...common,
+    kube,
     nodeName,
     underlayAddress,
     peers,
