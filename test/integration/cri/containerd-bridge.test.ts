@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Containerd } from '../../helpers/containerd.js';
+import { CniCallRecorder } from '../../helpers/cri/cni-recorder.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
 
@@ -17,6 +18,7 @@ describeAsRoot('containerd CRI with bridge + host-local', () => {
   let group: NetnsGroup;
   let containerd: Containerd;
   let ipamDir: string;
+  let recorder: CniCallRecorder;
 
   beforeAll(async () => {
     await NetnsGroup.sweepStale('wt-crib');
@@ -25,6 +27,11 @@ describeAsRoot('containerd CRI with bridge + host-local', () => {
     await group.addNamespace('node');
     containerd = await Containerd.start(group, 'node');
     containerd.installReferencePlugins();
+    recorder = CniCallRecorder.install(
+      containerd.cniBinDir,
+      'bridge',
+      join(containerd.workDir, 'cni-calls.log'),
+    );
     ipamDir = join(containerd.workDir, 'host-local');
     await containerd.writeConflist('10-refnet.conflist', {
       cniVersion: '1.0.0',
@@ -60,7 +67,7 @@ describeAsRoot('containerd CRI with bridge + host-local', () => {
     expect(conditions.find((c) => c.type === 'NetworkReady')?.status).toBe(true);
   });
 
-  it('runs a sandbox on the bridge network and releases its address on stop + remove', async () => {
+  it('runs a sandbox on the bridge network; stop + remove release it with two DELs, the second without netns', async () => {
     const cri = containerd.cri;
     const id = await cri.runPodSandbox(containerd.sandboxConfig('ref-pod'));
     const status = await cri.podSandboxStatus(id);
@@ -85,10 +92,19 @@ describeAsRoot('containerd CRI with bridge + host-local', () => {
     const ping = await group.exec('node', ['ping', '-c', '1', '-W', '2', ip], { allowFail: true });
     expect(ping.code).toBe(0);
 
+    expect(recorder.calls(id).map((c) => [c.command, c.netns, c.exitCode])).toEqual([
+      ['ADD', info.netnsPath, 0],
+    ]);
+
     await cri.stopPodSandbox(id);
     expect(allocated()).toEqual([]);
     await cri.removePodSandbox(id);
     expect(await cri.listPodSandbox()).toEqual([]);
     expect(existsSync(info.netnsPath)).toBe(false);
+    expect(recorder.calls(id).map((c) => [c.command, c.netns, c.exitCode])).toEqual([
+      ['ADD', info.netnsPath, 0],
+      ['DEL', info.netnsPath, 0],
+      ['DEL', '', 0],
+    ]);
   });
 });
