@@ -2,11 +2,12 @@
  * A small CRI client (runtime.v1 RuntimeService over gRPC on a unix socket) for driving
  * containerd as kubelet does, built on the proto subset next to this file.
  */
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-const PROTO = fileURLToPath(new URL('./runtime.proto', import.meta.url));
+/** From the repository root, like the agent's entry, so that benches built into dist/ find it too. */
+const PROTO = resolve('test/helpers/cri/runtime.proto');
 const DEFAULT_DEADLINE_MS = 60_000;
 
 export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';

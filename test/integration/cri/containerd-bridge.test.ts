@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Containerd } from '../../helpers/containerd.js';
 import { CniCallRecorder } from '../../helpers/cri/cni-recorder.js';
+import { useBridgeNetwork } from '../../helpers/cri/networks.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
 
 const SUBNET = '10.250.7.0/24';
-const NETWORK = 'refnet';
 
 describeAsRoot('containerd CRI with bridge + host-local', () => {
   let group: NetnsGroup;
@@ -26,26 +26,12 @@ describeAsRoot('containerd CRI with bridge + host-local', () => {
     group = NetnsGroup.create('crib');
     await group.addNamespace('node');
     containerd = await Containerd.start(group, 'node');
-    containerd.installReferencePlugins();
+    ipamDir = await useBridgeNetwork(containerd, SUBNET);
     recorder = CniCallRecorder.install(
       containerd.cniBinDir,
       'bridge',
       join(containerd.workDir, 'cni-calls.log'),
     );
-    ipamDir = join(containerd.workDir, 'host-local');
-    await containerd.writeConflist('10-refnet.conflist', {
-      cniVersion: '1.0.0',
-      name: NETWORK,
-      plugins: [
-        {
-          type: 'bridge',
-          bridge: 'cni-ref0',
-          isGateway: true,
-          ipMasq: false,
-          ipam: { type: 'host-local', dataDir: ipamDir, ranges: [[{ subnet: SUBNET }]] },
-        },
-      ],
-    });
   });
 
   afterAll(async () => {
@@ -54,9 +40,7 @@ describeAsRoot('containerd CRI with bridge + host-local', () => {
   });
 
   const allocated = () =>
-    existsSync(join(ipamDir, NETWORK))
-      ? readdirSync(join(ipamDir, NETWORK)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
-      : [];
+    existsSync(ipamDir) ? readdirSync(ipamDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
 
   it('answers Version and reports the runtime and the network ready', async () => {
     const version = await containerd.cri.version();
