@@ -84,7 +84,7 @@ async function setUp(mode: Mode, group: NetnsGroup): Promise<Containerd> {
   cluster.startAgent('n1');
   await cluster.waitUntilReady();
   const containerd = await Containerd.start(group, 'n1');
-  await useWeftNetwork(containerd, cluster.node('n1').socket);
+  await useWeftNetwork(containerd, cluster.node('n1'));
   return containerd;
 }
 

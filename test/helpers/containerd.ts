@@ -58,8 +58,8 @@ state = ${q(join(dir, 'state'))}
   sandbox_image = ${q(PAUSE_IMAGE)}
   # Without CAP_SYS_RESOURCE (as on the test machines) runc cannot set the sandbox's -998.
   restrict_oom_score_adj = true
-  # Sandbox network namespaces live under the state directory, not in the shared /run/netns.
-  netns_mounts_under_state_dir = true
+  # Sandbox network namespaces stay in /var/run/netns, as with kubelet: weft's agent does the
+  # plumbing in its own mount namespace and sees them only there, where mounts propagate.
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = ${q(cniBinDir)}
     conf_dir = ${q(cniConfDir)}
@@ -106,22 +106,51 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 }
 
 /** Pids of the runc shims and sandbox processes a containerd started (from its state files). */
-function taskPids(workDir: string): number[] {
-  const tasks = join(workDir, 'state', 'io.containerd.runtime.v2.task', K8S_NAMESPACE);
-  if (!existsSync(tasks)) return [];
+function taskPids(bundles: readonly string[]): number[] {
   const pids: number[] = [];
-  for (const id of readdirSync(tasks)) {
+  for (const bundle of bundles) {
     for (const file of ['init.pid', 'shim.pid']) {
-      const path = join(tasks, id, file);
+      const path = join(bundle, file);
       if (existsSync(path)) pids.push(Number(readFileSync(path, 'utf8').trim()));
     }
   }
   return pids.filter((pid) => Number.isInteger(pid) && pid > 1);
 }
 
-/** Kills what a (stopped) containerd left running, unmounts and deletes its work dir and cgroups. */
+/** The OCI bundle directories of the tasks (sandboxes) a containerd runs or left behind. */
+function taskBundles(workDir: string): string[] {
+  const tasks = join(workDir, 'state', 'io.containerd.runtime.v2.task', K8S_NAMESPACE);
+  return existsSync(tasks) ? readdirSync(tasks).map((id) => join(tasks, id)) : [];
+}
+
+/** Network namespace mounts (under /var/run/netns) named in the bundles' OCI specs. */
+function sandboxNetnsPaths(bundles: readonly string[]): string[] {
+  const paths: string[] = [];
+  for (const bundle of bundles) {
+    try {
+      const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
+        linux?: { namespaces?: Array<{ type: string; path?: string }> };
+      };
+      const path = spec.linux?.namespaces?.find((n) => n.type === 'network')?.path;
+      if (path?.startsWith('/var/run/netns/cni-')) paths.push(path);
+    } catch {
+      // no spec written yet
+    }
+  }
+  return paths;
+}
+
+/**
+ * Kills what a (stopped) containerd left running, removes its sandboxes' network namespaces,
+ * unmounts and deletes its work dir and cgroups.
+ */
 function removeWorkDir(workDir: string): void {
-  for (const pid of taskPids(workDir)) signal(pid, 'SIGKILL');
+  const bundles = taskBundles(workDir);
+  for (const pid of taskPids(bundles)) signal(pid, 'SIGKILL');
+  for (const netns of sandboxNetnsPaths(bundles)) {
+    runSyncBestEffort(['umount', netns]);
+    rmSync(netns, { force: true });
+  }
   for (const point of mountsBelow(workDir)) runSyncBestEffort(['umount', '-l', point]);
   rmSync(workDir, { recursive: true, force: true });
   removeCgroups(`/${basename(workDir)}`);

@@ -70,7 +70,12 @@ export interface SandboxInfo {
   pid: number;
   /** Path of the sandbox's network namespace, the CNI_NETNS its plugins got. */
   netnsPath: string;
-  cniResult: unknown;
+  /** Addresses per interface in the CNI result containerd kept from the ADD. */
+  cniAddresses: Record<string, string[]>;
+}
+
+interface CachedCniResult {
+  Interfaces?: Record<string, { IPConfigs?: Array<{ IP: string }> | null }>;
 }
 
 /** A failed CRI call: the gRPC status code and the runtime's message. */
@@ -160,7 +165,7 @@ export class CriClient {
     return response.status;
   }
 
-  /** The sandbox's pid, network namespace path and CNI result from containerd's verbose status. */
+  /** The sandbox's pid, network namespace path and CNI addresses from containerd's verbose status. */
   async sandboxInfo(id: string): Promise<SandboxInfo> {
     const response = await this.call<{ info: Record<string, string> }>('PodSandboxStatus', {
       podSandboxId: id,
@@ -171,11 +176,15 @@ export class CriClient {
     const info = JSON.parse(raw) as {
       pid: number;
       runtimeSpec?: { linux?: { namespaces?: NetnsEntry[] } };
-      cniResult?: unknown;
+      cniResult?: CachedCniResult;
     };
     const netns = info.runtimeSpec?.linux?.namespaces?.find((n) => n.type === 'network');
     if (netns?.path === undefined) throw new Error(`sandbox ${id}: no network namespace path`);
-    return { pid: info.pid, netnsPath: netns.path, cniResult: info.cniResult ?? null };
+    const cniAddresses: Record<string, string[]> = {};
+    for (const [ifname, iface] of Object.entries(info.cniResult?.Interfaces ?? {})) {
+      cniAddresses[ifname] = (iface.IPConfigs ?? []).map((c) => c.IP);
+    }
+    return { pid: info.pid, netnsPath: netns.path, cniAddresses };
   }
 
   async listPodSandbox(labelSelector: Record<string, string> = {}): Promise<PodSandbox[]> {

@@ -34,11 +34,18 @@ export async function useBridgeNetwork(
   return join(dataDir, REFERENCE_NETWORK);
 }
 
-/** weft's plugin and conflist installed by `agent install-cni`, talking to the agent at `socket`. */
-export async function useWeftNetwork(containerd: Containerd, socket: string): Promise<void> {
+/**
+ * weft's plugin and conflist installed by `agent install-cni` for the agent of `node` (its socket,
+ * and its state dir, where the plugin queues DELs while the agent is down).
+ */
+export async function useWeftNetwork(
+  containerd: Containerd,
+  node: { socket: string; stateDir: string },
+): Promise<void> {
   containerd.installReferencePlugins();
   const dirs = ['--bin-dir', containerd.cniBinDir, '--conf-dir', containerd.cniConfDir];
-  await run([process.execPath, AGENT_ENTRY, 'install-cni', ...dirs, '--socket', socket]);
+  const agent = ['--socket', node.socket, '--state-dir', node.stateDir];
+  await run([process.execPath, AGENT_ENTRY, 'install-cni', ...dirs, ...agent]);
   await waitForNetworkReady(containerd);
 }
 

@@ -4,9 +4,10 @@
  * and removed over runtime.v1. Every expectation is checked against the agent (allocations), the
  * node (veths on the bridge) and the pod's own network namespace.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { delQueueDirOf } from '../../../src/cni/agent-cni.js';
 import { canonicalCidr } from '../../../src/plumbing/cidr.js';
 import { type ClusterPod, TestCluster } from '../../helpers/cluster.js';
 import { Containerd } from '../../helpers/containerd.js';
@@ -35,13 +36,21 @@ describeAsRoot('containerd CRI with weft', () => {
     await cluster.waitUntilReady();
     remote = await cluster.addPod('n2', 'p2');
     containerd = await Containerd.start(group, NODE);
-    await useWeftNetwork(containerd, cluster.node(NODE).socket);
+    await useWeftNetwork(containerd, cluster.node(NODE));
     recorder = CniCallRecorder.install(
       containerd.cniBinDir,
       'weft',
       join(containerd.workDir, 'cni-calls.log'),
     );
   }, 120_000);
+
+  // A failed test must not leave its sandboxes to the next one; each test checks its own cleanup.
+  afterEach(async () => {
+    for (const sandbox of await containerd.cri.listPodSandbox()) {
+      await containerd.cri.stopPodSandbox(sandbox.id);
+      await containerd.cri.removePodSandbox(sandbox.id);
+    }
+  });
 
   afterAll(async () => {
     await containerd?.stop();
@@ -63,15 +72,6 @@ describeAsRoot('containerd CRI with weft', () => {
       .sort();
   }
 
-  function sandboxNetnsDir(): string[] {
-    const dir = join(containerd.workDir, 'state', 'io.containerd.grpc.v1.cri', 'netns');
-    try {
-      return readdirSync(dir);
-    } catch {
-      return [];
-    }
-  }
-
   async function inNodeRange(ip: string): Promise<boolean> {
     const cidrs = (await cluster.status(NODE)).node.podCidrs;
     return cidrs.some((cidr) => canonicalCidr(`${ip}/${cidr.split('/')[1]}`) === canonicalCidr(cidr));
@@ -90,7 +90,7 @@ describeAsRoot('containerd CRI with weft', () => {
     expect(await inNodeRange(ip)).toBe(true);
 
     const info = await cri.sandboxInfo(id);
-    expect(JSON.stringify(info.cniResult)).toContain(`"${ip}/`);
+    expect(info.cniAddresses.eth0).toEqual([ip]);
     const eth0 = await group.exec(NODE, [
       'nsenter',
       `--net=${info.netnsPath}`,
@@ -144,13 +144,13 @@ describeAsRoot('containerd CRI with weft', () => {
     ]);
     expect(await allocations()).toBe(before);
     expect(await cri.listPodSandbox()).toEqual([]);
-    expect(sandboxNetnsDir()).toEqual([]);
+    expect(existsSync(netnsPath)).toBe(false);
   });
 
   it('gives sandboxes run concurrently distinct addresses and takes them all back', async () => {
     const cri = containerd.cri;
     const before = await allocations();
-    const names = Array.from({ length: 6 }, (_, i) => `many${i}`);
+    const names = Array.from({ length: 5 }, (_, i) => `many${i}`);
     const ids = await Promise.all(names.map((name) => cri.runPodSandbox(containerd.sandboxConfig(name))));
     const ips = await Promise.all(ids.map(async (id) => (await cri.podSandboxStatus(id)).network?.ip ?? ''));
     expect(new Set(ips).size).toBe(names.length);
@@ -171,6 +171,8 @@ describeAsRoot('containerd CRI with weft', () => {
     const cri = containerd.cri;
     const before = await allocations();
     const portsBefore = await bridgePorts();
+    const callsBefore = recorder.calls().length;
+    const delQueue = delQueueDirOf(cluster.node(NODE).stateDir);
     await cluster.stopAgent(NODE);
     try {
       const failed = await cri.runPodSandbox(containerd.sandboxConfig('doomed')).then(
@@ -179,16 +181,23 @@ describeAsRoot('containerd CRI with weft', () => {
       );
       expect(failed).toBeInstanceOf(CriError);
       expect((failed as CriError).details).toMatch(/weft.*not reachable/);
-      const calls = recorder.calls().filter((c) => c.command === 'ADD' && c.exitCode !== 0);
-      expect(calls).toHaveLength(1);
-      expect(JSON.parse(calls[0]?.output ?? '{}').code).toBe(11);
+      const [add, ...cleanup] = recorder.calls().slice(callsBefore);
+      expect(add?.command).toBe('ADD');
+      expect(add?.exitCode).toBe(1);
+      expect(JSON.parse(add?.output ?? '{}').code).toBe(11);
+      // containerd undoes the failed setup with a DEL, which the plugin queues for the agent.
+      expect(cleanup.map((c) => [c.command, c.netns, c.containerId, c.exitCode])).toEqual([
+        ['DEL', add?.netns, add?.containerId, 0],
+      ]);
+      expect(readdirSync(delQueue)).toHaveLength(1);
       expect(await cri.listPodSandbox()).toEqual([]);
-      expect(sandboxNetnsDir()).toEqual([]);
+      expect(existsSync(add?.netns ?? '')).toBe(false);
       expect(await bridgePorts()).toEqual(portsBefore);
     } finally {
       cluster.startAgent(NODE);
       await cluster.waitUntilReady();
     }
+    expect(readdirSync(delQueue)).toEqual([]);
     expect(await allocations()).toBe(before);
     expect(await bridgePorts()).toEqual(portsBefore);
   });
