@@ -8,6 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { delQueueDirOf } from '../../../src/cni/agent-cni.js';
+import { attachmentKey } from '../../../src/cni/request.js';
 import { canonicalCidr } from '../../../src/plumbing/cidr.js';
 import { type ClusterPod, TestCluster } from '../../helpers/cluster.js';
 import { Containerd } from '../../helpers/containerd.js';
@@ -46,6 +47,7 @@ describeAsRoot('containerd CRI with weft', () => {
 
   // A failed test must not leave its sandboxes to the next one; each test checks its own cleanup.
   afterEach(async () => {
+    if (containerd === undefined) return;
     for (const sandbox of await containerd.cri.listPodSandbox()) {
       await containerd.cri.stopPodSandbox(sandbox.id);
       await containerd.cri.removePodSandbox(sandbox.id);
@@ -102,6 +104,10 @@ describeAsRoot('containerd CRI with weft', () => {
       'eth0',
     ]);
     expect(eth0.stdout).toContain(` ${ip}/`);
+    expect(await allocations()).toBe(before + 1);
+    // Allocation is idempotent per attachment: asking again returns what the ADD got, allocates nothing.
+    const held = await cluster.allocate(NODE, attachmentKey({ containerId: id, ifname: 'eth0' }));
+    expect(held.address).toBe(ip);
     expect(await allocations()).toBe(before + 1);
     expect((await bridgePorts()).length).toBe(portsBefore.length + 1);
 
