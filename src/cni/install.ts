@@ -49,6 +49,7 @@ export function conflist(options: Pick<InstallOptions, 'socket' | 'delQueueDir' 
 
 /** Runs the node copy on the bundle, both found next to the launcher whatever the mount path. */
 export function launcherScript(): string {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a template
   return ['#!/bin/sh', 'd=${0%/*}', `exec "$d/${NODE_COPY}" "$d/${SHIM_COPY}" "$@"`, ''].join('\n');
 }
 
