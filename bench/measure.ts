@@ -121,6 +121,12 @@ export interface MeasurementSummary {
 
 // ---------------------------------------------------------------- parsing ---
 
+/** Nearest-rank percentile (p in 0..1): the smallest sample with at least p of them at or below. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN;
+}
+
 export function median(values: readonly number[]): number | null {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return null;
