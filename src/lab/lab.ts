@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { getFromAgent, postToAgent } from '../api/admin-client.js';
 import type { StatusReport } from '../api/status-report.js';
 import { run } from '../util/exec.js';
-import { installWeftCni, linkReferencePlugins, networkName, writeHostLocalConflist } from './cni.js';
+import { ipv4ToUint32, parseIpv4Network } from '../util/ipv4.js';
+import { BRIDGE, installWeftCni, linkReferencePlugins, networkName, writeHostLocalConflist } from './cni.js';
 import { importLabImage, LAB_IMAGE } from './image.js';
 import {
   addStaticRoute,
@@ -360,21 +361,44 @@ export class Lab {
         socket: this.socket(node.name),
       });
     } else {
-      const status = await this.status(node.name);
-      const gateway = status.controlPlane?.ipam.gateway;
-      const home = status.node.podCidrs[0];
-      if (gateway == null || home === undefined)
-        throw new Error(`${node.name}: the agent has no range or gateway yet`);
-      writeHostLocalConflist(paths.cniConfDir, {
-        name: 'weft',
-        subnet: home,
-        gateway,
-        bridgeIsGateway: false,
-        mtu: status.dataplane.mtu,
-        dataDir: join(node.dir, 'host-local'),
-      });
+      await this.writeInterimConflist(node);
     }
     writePodmanConfig(paths, networkName(paths.cniConfDir));
+  }
+
+  private get interimCni(): boolean {
+    return this.state.cni === 'weft' && !weftCniAvailable();
+  }
+
+  /**
+   * Until weft's plugin is in the build: bridge + host-local handing out the agent's home range,
+   * rewritten before each pod (the range shrinks when the node donates space to a new node).
+   * Proxy ARP on the bridge answers for remote pods inside a pod's on-link prefix.
+   */
+  private async writeInterimConflist(node: LabNode): Promise<void> {
+    const status = await this.status(node.name);
+    const gateway = status.controlPlane?.ipam.gateway;
+    const home = gateway == null ? undefined : status.node.podCidrs.find((c) => cidrContains(c, gateway));
+    if (gateway == null || home === undefined)
+      throw new Error(`${node.name}: the agent has no range or gateway yet`);
+    const paths = podmanPaths(node.dir);
+    writeHostLocalConflist(paths.cniConfDir, {
+      name: 'weft',
+      subnet: home,
+      gateway,
+      bridgeIsGateway: false,
+      mtu: status.dataplane.mtu,
+      dataDir: join(node.dir, 'host-local'),
+    });
+    // The agent creates the bridge when its ranges arrive, a moment after IPAM reports ready.
+    for (
+      let i = 0;
+      i < 100 && (await run(['ip', '-n', node.ns, 'link', 'show', BRIDGE], { allowFail: true })).code !== 0;
+      i++
+    ) {
+      await sleep(100);
+    }
+    await run(['sysctl', '-q', '-w', `net.ipv4.conf.${BRIDGE}.proxy_arp=1`], { netns: node.ns });
   }
 
   private async startDefaultPods(nodeName: string): Promise<void> {
@@ -385,6 +409,7 @@ export class Lab {
   /** Starts a busybox pod on a node through podman (and so through the node's CNI plugin). */
   async startPod(nodeName: string, podName: string, role: LabPod['role'] = 'shell'): Promise<LabPod> {
     const podman = this.podman(nodeName);
+    if (this.interimCni) await this.writeInterimConflist(this.node(nodeName));
     const started = Date.now();
     const containerId = await podman.start(podName, LAB_IMAGE, role === 'web' ? WEB_COMMAND : SHELL_COMMAND);
     const { ip } = await podman.network(podName);
@@ -468,6 +493,12 @@ export class Lab {
     this.state.partitions = [];
     await this.save();
   }
+}
+
+function cidrContains(cidr: string, address: string): boolean {
+  const net = parseIpv4Network(cidr);
+  const a = ipv4ToUint32(address);
+  return a >= net.start && a < net.start + 2 ** (32 - net.prefix);
 }
 
 function podmanPaths(nodeDir: string, imageStore?: string): PodmanPaths {
