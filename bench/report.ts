@@ -2,7 +2,8 @@
  * `lab bench` / `npm run bench`: the benchmark report. Runs, one after the other and each in its
  * own process, the data-plane comparison (bench/dataplane.ts: weft, plain routing and the
  * kernel's VXLAN-GPE between pods on two nodes), CNI ADD/DEL latency (bench/cni-latency.ts, when
- * present in this build) and gossip convergence with real agents (bench/cluster-convergence.ts);
+ * present in this build), the lab with weft against the lab with the reference bridge +
+ * host-local plugins (`lab compare`), and gossip convergence with real agents (bench/cluster-convergence.ts);
  * then writes one JSON file and an SVG chart of the throughput comparison to bench/results/.
  */
 import { spawn } from 'node:child_process';
@@ -116,6 +117,13 @@ export async function runBenchReport(argv: string[]): Promise<number> {
   if (!skip.has('cni')) {
     log('CNI ADD/DEL latency');
     sections.push(await optional('cni-latency', here('./cni-latency.js'), values.quick ? ['--quick'] : []));
+  }
+  if (!skip.has('compare')) {
+    log('the lab with weft and with bridge + host-local (pod start, ping, wget)');
+    const nodes = values.quick ? '2' : '3';
+    sections.push(
+      await optional('cni-reference', here('../deploy/lab/main.js'), ['compare', '--nodes', nodes, '--json']),
+    );
   }
   if (!skip.has('convergence')) {
     const sizes = values.sizes ?? (values.quick ? '3' : '3,5,10');

@@ -2,6 +2,7 @@
 import '../../src/util/polyfill.js';
 import { parseArgs } from 'node:util';
 import { pingAll, renderMatrix, renderPods, summarize, wgetAll } from '../../src/lab/checks.js';
+import { compareCni, renderCniComparison } from '../../src/lab/compare.js';
 import { AGENT_ENTRY, Lab } from '../../src/lab/lab.js';
 import type { CniFlavor } from '../../src/lab/state.js';
 import { run } from '../../src/util/exec.js';
@@ -15,6 +16,7 @@ const usage = `Usage: lab <command> [--name LAB] [--json]
   add-node                               add a node with its agent and two pods
   remove-node NODE                       delete a node; another node reclaims its ranges (rmpeer)
   partition A B | heal                   cut / restore the underlay between two nodes
+  compare [--nodes N]                    the same lab with weft and with bridge + host-local: results, timings
   bench [bench options]                  the benchmark report (bench/README.md)
 
 The default lab is named "lab"; its state is in /run/weft-lab/<name>/. Needs root.
@@ -143,6 +145,12 @@ async function main(): Promise<number> {
       await Lab.open(name, progress).heal();
       progress('all partitions healed');
       return 0;
+    case 'compare': {
+      const runs = await compareCni({ nodes: Number(values.nodes), progress });
+      process.stdout.write(`${renderCniComparison(runs)}\n`);
+      if (json) process.stdout.write(`${JSON.stringify(runs)}\n`);
+      return runs.every((r) => r.pingOk === r.pingTotal && r.wgetOk === r.wgetTotal) ? 0 : 1;
+    }
     case 'bench': {
       const { runBenchReport } = await import('../../bench/report.js');
       return runBenchReport(process.argv.slice(process.argv.indexOf('bench') + 1));

@@ -226,7 +226,7 @@ export class Lab {
     return saveState(this.state);
   }
 
-  private describeCni(): string {
+  describeCni(): string {
     if (this.state.cni === 'reference') return 'reference bridge + host-local, static routes';
     return weftCniAvailable() ? 'weft CNI plugin' : 'weft agents, bridge + host-local on the agent’s range';
   }
@@ -413,10 +413,17 @@ export class Lab {
     const started = Date.now();
     const containerId = await podman.start(podName, LAB_IMAGE, role === 'web' ? WEB_COMMAND : SHELL_COMMAND);
     const { ip } = await podman.network(podName);
-    const pod: LabPod = { name: podName, node: nodeName, ip, containerId, role };
+    const pod: LabPod = {
+      name: podName,
+      node: nodeName,
+      ip,
+      containerId,
+      role,
+      startMs: Date.now() - started,
+    };
     this.state.pods.push(pod);
     await this.save();
-    this.progress(`pod ${podName} on ${nodeName}: ${ip} (${Date.now() - started} ms)`);
+    this.progress(`pod ${podName} on ${nodeName}: ${ip} (${pod.startMs} ms)`);
     return pod;
   }
 

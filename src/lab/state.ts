@@ -37,6 +37,8 @@ export interface LabPod {
   ip: string;
   containerId: string;
   role: 'web' | 'shell';
+  /** `podman run` until the address was known, in ms. */
+  startMs?: number;
 }
 
 export interface LabState {

@@ -1,10 +1,12 @@
+import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type PairResult, pingAll, wgetAll } from '../../src/lab/checks.js';
+import { compareCni } from '../../src/lab/compare.js';
 import { Lab } from '../../src/lab/lab.js';
-import type { LabPod } from '../../src/lab/state.js';
+import { type LabPod, loadState } from '../../src/lab/state.js';
 import { parseIpv4Network } from '../../src/util/ipv4.js';
 import { waitFor } from '../helpers/agent.js';
-import { startTestLab } from '../helpers/lab.js';
+import { reserveTestLabName, startTestLab } from '../helpers/lab.js';
 import { describeAsRoot } from '../helpers/privileges.js';
 
 /**
@@ -138,20 +140,37 @@ describeAsRoot('lab: a 3-node cluster with podman pods', () => {
   });
 });
 
-for (const size of [2, 5]) {
-  describeAsRoot(`lab: a ${size}-node cluster`, () => {
-    let lab: Lab;
-    beforeAll(async () => {
-      lab = await startTestLab({ nodes: size });
-    }, 180_000);
-    afterAll(async () => {
-      if (lab) await Lab.down(lab.name);
-    }, 60_000);
+describeAsRoot('lab: a 5-node cluster', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startTestLab({ nodes: 5 });
+  }, 180_000);
+  afterAll(async () => {
+    if (lab) await Lab.down(lab.name);
+  }, 60_000);
 
-    it('comes up with two pods per node that all reach each other', async () => {
-      expect(lab.pods).toHaveLength(2 * size);
-      expectNoDuplicates(lab.pods.map((p) => p.ip));
-      await expectFullConnectivity(lab);
-    });
+  it('comes up with two pods per node that all reach each other', async () => {
+    expect(lab.pods).toHaveLength(10);
+    expectNoDuplicates(lab.pods.map((p) => p.ip));
+    await expectFullConnectivity(lab);
   });
-}
+});
+
+describeAsRoot('lab: 2 nodes with weft, then with the reference bridge + host-local plugins', () => {
+  it('both give every pod an address and full connectivity; both labs are removed', async () => {
+    const names: [string, string] = [await reserveTestLabName(), await reserveTestLabName()];
+    const runs = await compareCni({ nodes: 2, names });
+    expect(runs.map((r) => r.cni)).toEqual(['weft', 'reference']);
+    for (const run of runs) {
+      expect(run.pingTotal).toBe(8);
+      expect(run.pingOk).toBe(run.pingTotal);
+      expect(run.wgetTotal).toBe(4);
+      expect(run.wgetOk).toBe(run.wgetTotal);
+      expect(run.podStartMaxMs).toBeGreaterThan(0);
+    }
+    for (const name of names) expect(loadState(name)).toBeUndefined();
+    expect(
+      (await readdir('/run/netns')).filter((ns) => names.some((n) => ns.startsWith(`wl-${n}-`))),
+    ).toEqual([]);
+  }, 180_000);
+});

@@ -22,12 +22,18 @@ export async function sweepStaleTestLabs(): Promise<void> {
   for (const name of names) if (TEST_LAB.test(name) && !ownerAlive(name)) await Lab.down(name);
 }
 
-/** A lab for one test file; tear it down with `Lab.down(lab.name)` in afterAll. */
-export async function startTestLab(options: LabOptions): Promise<Lab> {
+/** A fresh test lab name, marked as this process's so that no other run sweeps it. */
+export async function reserveTestLabName(): Promise<string> {
   await sweepStaleTestLabs();
   const name = `e${randomBytes(2).toString('hex')}`;
   mkdirSync(join(LAB_ROOT, name), { recursive: true });
   writeFileSync(join(LAB_ROOT, name, OWNER), `${process.pid} ${processStartTime(process.pid)}\n`);
+  return name;
+}
+
+/** A lab for one test file; tear it down with `Lab.down(lab.name)` in afterAll. */
+export async function startTestLab(options: LabOptions): Promise<Lab> {
+  const name = await reserveTestLabName();
   try {
     return await Lab.up(name, options);
   } catch (error) {
