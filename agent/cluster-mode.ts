@@ -1,11 +1,13 @@
 import { AdminRequestError } from '../src/api/admin-server.js';
 import type { ControlPlaneReport } from '../src/api/status-report.js';
+import { startCni } from '../src/cni/agent-cni.js';
 import type { ClusterConfig } from '../src/config/cluster-config.js';
 import { IpamDriver } from '../src/control/ipam-driver.js';
 import { type BridgeLayout, bridgeLayout, deriveRoutes } from '../src/control/routes.js';
 import { GossipNode, loadClusterSecret } from '../src/gossip/index.js';
 import { IpamNode, ipamStatus, loadIpamState, ownedRanges } from '../src/ipam/index.js';
 import { ensureLinkSettings, NodePlumbing, syncDeviceRoutes } from '../src/plumbing/index.js';
+import { ensureMasquerade } from '../src/plumbing/masquerade.js';
 import type { Logger } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 import { type ModeEndpoints, startAdmin } from './admin.js';
@@ -106,6 +108,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
 
   try {
     await ensureLinkSettings(config.tunName, { mtu, txqueuelen: TUN_TXQUEUELEN, up: true });
+    await ensureMasquerade(config.clusterCidr);
     dataplane.start();
     await gossip.start();
   } catch (error) {
@@ -127,6 +130,18 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
     'agent running with gossip discovery',
   );
 
+  const cniEndpoints = await startCni({
+    driver,
+    stateDir: config.stateDir,
+    // After pending plumbing: right after a start or a ring change the bridge is moments away.
+    node: async () => {
+      await plumbingQueue;
+      return layout !== undefined
+        ? { ready: true, bridge: config.bridgeName, mtu }
+        : { ready: false, reason: `${ipamStatus(ipam).summary}; the bridge has no gateway yet` };
+    },
+    log,
+  });
   const endpoints: ModeEndpoints = {
     status: () => ({
       node: {
@@ -140,6 +155,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
       controlPlane: controlPlaneReport(),
     }),
     post: {
+      ...cniEndpoints,
       '/v1/ipam/allocate': async (body) => {
         const result = await driver.allocate(containerIdOf(body));
         if (!result.ok)

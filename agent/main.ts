@@ -20,6 +20,7 @@ import { ConfigError, loadStaticPeerFile } from '../src/config/static-peers.js';
 import { createLogger, isLogLevel } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
 import { startClusterAgent } from './cluster-mode.js';
+import { installCniUsage, runInstallCni } from './install-cni.js';
 import type { RunningAgent } from './node-setup.js';
 import { startStaticAgent } from './static-mode.js';
 
@@ -29,7 +30,7 @@ Commands:
   run             start the agent on this node
   status          show this node's peers, IP ranges, data plane and counters (--json for scripts)
   rmpeer NODE     take over the IP ranges of a dead node (once per dead node; --force if it looks alive)
-  version         print the version
+${installCniUsage}  version         print the version
 
 Options for run, with gossip discovery and IPAM (the normal way):
   --name NAME               this node's name (default: the host name)
@@ -78,6 +79,9 @@ const options = {
   'ipam-init': { type: 'string' },
   'heartbeat-ms': { type: 'string' },
   'peer-timeout-ms': { type: 'string' },
+  'bin-dir': { type: 'string' },
+  'conf-dir': { type: 'string' },
+  socket: { type: 'string' },
   force: { type: 'boolean' },
   json: { type: 'boolean' },
   version: { type: 'boolean' },
@@ -114,6 +118,8 @@ async function main(argv: string[]): Promise<number> {
         positionals[1],
         values.force === true,
       );
+    case 'install-cni':
+      return runInstallCni(values);
     case undefined:
       throw new UsageError('no command given');
     default:

@@ -2,6 +2,13 @@ import { request } from 'node:http';
 
 export class AgentUnreachableError extends Error {
   override name = 'AgentUnreachableError';
+  constructor(
+    message: string,
+    /** The socket error (ENOENT, ECONNREFUSED, …); undefined for a timeout or a garbled reply. */
+    readonly errno: string | undefined = undefined,
+  ) {
+    super(message);
+  }
 }
 
 /** The agent understood the request and refused it (bad input, not ready, …). */
@@ -10,6 +17,8 @@ export class AgentRequestError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The agent's whole error body. */
+    readonly body: unknown = undefined,
   ) {
     super(message);
   }
@@ -52,7 +61,7 @@ function callAgent(
         }
         if (response.statusCode !== 200) {
           const message = (body as { error?: string }).error ?? `HTTP ${response.statusCode}`;
-          reject(new AgentRequestError(response.statusCode ?? 0, message));
+          reject(new AgentRequestError(response.statusCode ?? 0, message, body));
           return;
         }
         resolve(body);
@@ -60,7 +69,7 @@ function callAgent(
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (error: NodeJS.ErrnoException) =>
-      reject(new AgentUnreachableError(explain(socketPath, error))),
+      reject(new AgentUnreachableError(explain(socketPath, error), error.code)),
     );
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });

@@ -17,6 +17,8 @@ export class AdminRequestError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** More fields for the error body, e.g. a CNI error code. */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -61,7 +63,7 @@ export class AdminServer {
         .then((body) => reply(200, body ?? {}))
         .catch((error: unknown) => {
           if (error instanceof AdminRequestError) {
-            reply(error.status, { error: error.message });
+            reply(error.status, { ...error.extra, error: error.message });
             return;
           }
           this.log.error({ err: error, url: path }, 'admin request failed');

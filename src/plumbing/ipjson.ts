@@ -41,6 +41,8 @@ export interface IpRoute {
   type: string;
   /** Outer destination of a lightweight-tunnel route (`encap ip … dst <addr>`). */
   encapDst: string | undefined;
+  /** Next hop (`via`). */
+  gateway: string | undefined;
 }
 
 const linkSchema = z.object({
@@ -74,6 +76,7 @@ const routeSchema = z.object({
   prefsrc: z.string().optional(),
   type: z.string().optional(),
   encap_dst: z.string().optional(),
+  gateway: z.string().optional(),
 });
 
 /**
@@ -145,5 +148,6 @@ export function parseIpv4Routes(stdout: string): IpRoute[] {
     prefsrc: r.prefsrc,
     type: r.type ?? 'unicast',
     encapDst: r.encap_dst,
+    gateway: r.gateway,
   }));
 }

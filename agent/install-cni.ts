@@ -1,0 +1,34 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { delQueueDirOf } from '../src/cni/agent-cni.js';
+import { installCni } from '../src/cni/install.js';
+import { DEFAULT_SOCKET } from '../src/cni/request.js';
+import { clusterDefaults } from '../src/config/cluster-config.js';
+import { ConfigError } from '../src/config/static-peers.js';
+
+export const installCniUsage = `  install-cni     install the CNI plugin and write 10-weft.conflist (atomically)
+                    [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--socket ${DEFAULT_SOCKET}]
+                    [--mtu N] [--state-dir DIR (its cni-del-queue holds DELs while the agent is down)]
+`;
+
+const SHIM_BUNDLE = fileURLToPath(new URL('../cni-shim/weft-cni.cjs', import.meta.url));
+
+export async function runInstallCni(values: Record<string, string | boolean | undefined>): Promise<number> {
+  if (!existsSync(SHIM_BUNDLE)) throw new ConfigError(`${SHIM_BUNDLE} is missing: run "npm run build"`);
+  const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
+  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 576 || mtu > 9000))
+    throw new ConfigError(`--mtu ${values.mtu} is not an integer in 576..9000`);
+  const report = await installCni({
+    binDir: (values['bin-dir'] as string | undefined) ?? '/opt/cni/bin',
+    confDir: (values['conf-dir'] as string | undefined) ?? '/etc/cni/net.d',
+    socket: (values.socket as string | undefined) ?? DEFAULT_SOCKET,
+    delQueueDir: delQueueDirOf((values['state-dir'] as string | undefined) ?? clusterDefaults.stateDir),
+    mtu,
+    nodeBinary: process.execPath,
+    shimBundle: SHIM_BUNDLE,
+  });
+  process.stdout.write(
+    `installed ${report.plugin}${report.nodeCopied ? ' (with its Node runtime)' : ''}\nwrote ${report.conflist}\n`,
+  );
+  return 0;
+}

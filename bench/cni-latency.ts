@@ -1,0 +1,224 @@
+import '../src/util/polyfill.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { postToAgent } from '../src/api/admin-client.js';
+import { TestCluster } from '../test/helpers/cluster.js';
+import {
+  type Attachment,
+  CniRuntime,
+  callPlugin,
+  weftConflist,
+  weftExecutable,
+} from '../test/helpers/cni.js';
+import { NetnsGroup } from '../test/helpers/netns.js';
+import { withLock } from './measure.js';
+
+/**
+ * CNI ADD and DEL latency, weft against the reference bridge + host-local, in the same run on the
+ * same node namespace, each plugin exec'd as a runtime does (CNI_* env + stdin, `ip netns exec`
+ * into the node). Then where weft's time goes: the bare process start (VERSION, which needs no
+ * agent) and the agent's own work (the same ADD/DEL posted straight to its socket, no process).
+ *
+ *   node dist/bench/cni-latency.js [--pods 50] [--rounds 3] [--concurrency 1,50] [--no-lock]
+ */
+const { values } = parseArgs({
+  options: {
+    pods: { type: 'string', default: '50' },
+    rounds: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '1,50' },
+    'no-lock': { type: 'boolean' },
+  },
+});
+const PODS = Number(values.pods);
+const ROUNDS = Number(values.rounds);
+const CONCURRENCY = (values.concurrency ?? '').split(',').map(Number);
+
+type Op = (pod: Attachment) => Promise<unknown>;
+interface Mode {
+  name: string;
+  add: Op;
+  del: Op;
+}
+interface Stats {
+  n: number;
+  p50: number;
+  p99: number;
+}
+interface Row {
+  mode: string;
+  op: string;
+  concurrency: number;
+  stats: Stats;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+}
+
+/** Runs `op` over every pod with at most `limit` in flight; returns each call's latency in ms. */
+async function timed(pods: Attachment[], limit: number, op: Op): Promise<number[]> {
+  const latencies: number[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < pods.length) {
+      const pod = pods[next++] as Attachment;
+      const start = performance.now();
+      await op(pod);
+      latencies.push(performance.now() - start);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, pods.length) }, worker));
+  return latencies;
+}
+
+async function main(): Promise<void> {
+  await NetnsGroup.sweepStale('wt-cnibench');
+  const group = NetnsGroup.create('cnibench');
+  try {
+    const cluster = await TestCluster.create(group, 1);
+    cluster.startAgent('n1');
+    await cluster.waitUntilReady(['n1']);
+    const node = cluster.node('n1');
+    const nodeNs = group.ns('n1');
+    const pods: Attachment[] = [];
+    for (let i = 0; i < PODS; i++) {
+      const ns = await group.addNamespace(`p${i}`);
+      pods.push({
+        containerId: `bench-${i}`,
+        ifname: 'eth0',
+        podNetns: `/run/netns/${ns}`,
+        args: 'IgnoreUnknown=1',
+      });
+    }
+
+    const weft = new CniRuntime(
+      weftConflist('weftbench', { socket: node.socket, delQueueDir: join(node.stateDir, 'cni-del-queue') }),
+      { weft: weftExecutable() },
+      nodeNs,
+    );
+    const reference = new CniRuntime(
+      {
+        cniVersion: '1.0.0',
+        name: 'refbench',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: 'refbr0',
+            isGateway: true,
+            ipMasq: false,
+            ipam: {
+              type: 'host-local',
+              dataDir: join(cluster.workDir, 'host-local'),
+              ranges: [[{ subnet: '10.200.0.0/16' }]],
+              routes: [{ dst: '0.0.0.0/0' }],
+            },
+          },
+        ],
+      },
+      { bridge: ['/usr/lib/cni/bridge'] },
+      nodeNs,
+    );
+    const agentCall = (command: 'ADD' | 'DEL') => (pod: Attachment) =>
+      postToAgent(node.socket, `/v1/cni/${command.toLowerCase()}`, {
+        env: {
+          CNI_COMMAND: command,
+          CNI_CONTAINERID: pod.containerId,
+          CNI_IFNAME: pod.ifname,
+          CNI_NETNS: pod.podNetns,
+        },
+        config: { cniVersion: '1.0.0', name: 'weftbench', type: 'weft', socket: node.socket },
+      });
+    const version = (plugin: string[]) => () =>
+      callPlugin({ plugin, netns: nodeNs, env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.0.0"}' });
+    const modes: Mode[] = [
+      { name: 'weft', add: (p) => weft.add(p), del: (p) => weft.del(p) },
+      { name: 'bridge+host-local', add: (p) => reference.add(p), del: (p) => reference.del(p) },
+      { name: 'weft agent only (no exec)', add: agentCall('ADD'), del: agentCall('DEL') },
+    ];
+    const processStart: Mode[] = [
+      {
+        name: 'weft shim VERSION (process start)',
+        add: version(weftExecutable()),
+        del: async () => undefined,
+      },
+      {
+        name: 'bridge VERSION (process start)',
+        add: version(['/usr/lib/cni/bridge']),
+        del: async () => undefined,
+      },
+    ];
+
+    const samples = new Map<string, number[]>();
+    const record = (mode: string, op: string, c: number, values: number[]) => {
+      const key = `${mode}|${op}|${c}`;
+      samples.set(key, [...(samples.get(key) ?? []), ...values]);
+    };
+    const log = (m: string) => process.stderr.write(`${m}\n`);
+    await withLock(values['no-lock'] ? null : '/tmp/cpu-bench.lock', log, async () => {
+      for (const c of CONCURRENCY) {
+        for (let round = 0; round < ROUNDS; round++) {
+          // Alternate the order so that drift in the machine's load does not favour one mode.
+          const ordered = round % 2 === 0 ? modes : [...modes].reverse();
+          for (const mode of ordered) {
+            record(mode.name, 'ADD', c, await timed(pods, c, mode.add));
+            record(mode.name, 'DEL', c, await timed(pods, c, mode.del));
+          }
+          for (const mode of processStart) record(mode.name, 'exec', c, await timed(pods, c, mode.add));
+          log(`concurrency ${c}: round ${round + 1}/${ROUNDS} done`);
+        }
+      }
+    });
+
+    const rows: Row[] = [...samples].map(([key, values]) => {
+      const [mode, op, c] = key.split('|') as [string, string, string];
+      return { mode, op, concurrency: Number(c), stats: stats(values) };
+    });
+    printTable(rows);
+    const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `cni-latency-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({ pods: PODS, rounds: ROUNDS, rows, samples: Object.fromEntries(samples) }, null, 1),
+    );
+    log(`results: ${file}`);
+  } finally {
+    await group.destroy();
+  }
+}
+
+function printTable(rows: Row[]): void {
+  const find = (mode: string, op: string, c: number) =>
+    rows.find((r) => r.mode === mode && r.op === op && r.concurrency === c)?.stats;
+  const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
+  const lines = [
+    '| op | concurrent | weft p50 ms | weft p99 ms | bridge+host-local p50 ms | p99 ms | weft/ref p50 | weft/ref p99 |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const c of CONCURRENCY) {
+    for (const op of ['ADD', 'DEL']) {
+      const w = find('weft', op, c);
+      const r = find('bridge+host-local', op, c);
+      lines.push(
+        `| ${op} | ${c} | ${ms(w?.p50)} | ${ms(w?.p99)} | ${ms(r?.p50)} | ${ms(r?.p99)} | ${
+          w && r ? (w.p50 / r.p50).toFixed(2) : '-'
+        } | ${w && r ? (w.p99 / r.p99).toFixed(2) : '-'} |`,
+      );
+    }
+  }
+  lines.push('', '| where the time goes | op | concurrent | p50 ms | p99 ms |', '|---|---|---|---|---|');
+  for (const row of rows.filter((r) => r.mode !== 'weft' && r.mode !== 'bridge+host-local'))
+    lines.push(
+      `| ${row.mode} | ${row.op} | ${row.concurrency} | ${ms(row.stats.p50)} | ${ms(row.stats.p99)} |`,
+    );
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+await main();

@@ -1,0 +1,44 @@
+import { join } from 'node:path';
+import type { AdminPostHandler } from '../api/admin-server.js';
+import type { IpamDriver } from '../control/ipam-driver.js';
+import type { Logger } from '../util/log.js';
+import { replayDelQueue } from './del-queue.js';
+import { cniEndpoints } from './endpoints.js';
+import { type CniIpam, CniService, type NodeNetworkState } from './service.js';
+
+/** The DEL queue lives in the state directory: `/var/lib/weft/cni-del-queue` by default. */
+export function delQueueDirOf(stateDir: string): string {
+  return join(stateDir, 'cni-del-queue');
+}
+
+export function ipamForCni(driver: IpamDriver): CniIpam {
+  return {
+    allocate: (id) => driver.allocate(id),
+    release: (id) => driver.release(id),
+    gc: (valid) => driver.gc(valid),
+    addressOf: (id) => driver.node.addressOf(id),
+    allocationIds: () => driver.node.allocationList().map((a) => a.containerId),
+  };
+}
+
+/**
+ * The agent's CNI service: replays DELs queued while it was down (before any new request can
+ * race them), then returns the admin endpoints to register.
+ */
+export async function startCni(options: {
+  driver: IpamDriver;
+  stateDir: string;
+  node: () => Promise<NodeNetworkState>;
+  log: Logger;
+}): Promise<Record<string, AdminPostHandler>> {
+  const log = options.log.child({ component: 'cni' });
+  const service = new CniService({ ipam: ipamForCni(options.driver), node: options.node, log });
+  const queue = delQueueDirOf(options.stateDir);
+  const outcome = await replayDelQueue(queue, (request) => service.replayDel(request));
+  if (outcome.replayed.length > 0 || outcome.failed.length > 0)
+    log.info(
+      { queue, replayed: outcome.replayed.length, failed: outcome.failed },
+      'replayed queued CNI DELs',
+    );
+  return cniEndpoints(service);
+}

@@ -1,0 +1,73 @@
+/**
+ * DELs that arrived while the agent was down (as Cilium does): the shim writes the forwarded request
+ * to a file, and the agent replays every file once on start, before it serves new requests, so a
+ * release is never lost and never races a later ADD of the same attachment.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Attachment, attachmentKey } from './request.js';
+
+/** What the shim forwards to the agent: the CNI_* environment and the parsed stdin. */
+export interface ForwardedRequest {
+  env: Record<string, string>;
+  config: Record<string, unknown>;
+}
+
+const SUFFIX = '.del.json';
+
+/** Synchronous (the shim does nothing else meanwhile); durable once it returns. */
+export function queueDel(dir: string, attachment: Attachment, request: ForwardedRequest): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, `${attachmentKey(attachment)}${SUFFIX}`);
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, JSON.stringify(request));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dirFd = openSync(dir, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+  return path;
+}
+
+export interface ReplayOutcome {
+  replayed: string[];
+  /** Files that could not be parsed or replayed; renamed to *.failed and kept for a person. */
+  failed: Array<{ file: string; error: string }>;
+}
+
+/** Replays and removes every queued DEL; a missing directory means an empty queue. */
+export async function replayDelQueue(
+  dir: string,
+  replay: (request: ForwardedRequest) => Promise<void>,
+): Promise<ReplayOutcome> {
+  const outcome: ReplayOutcome = { replayed: [], failed: [] };
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return outcome;
+    throw error;
+  }
+  for (const name of names.filter((n) => n.endsWith(SUFFIX)).sort()) {
+    const file = join(dir, name);
+    try {
+      const request = JSON.parse(await readFile(file, 'utf8')) as ForwardedRequest;
+      await replay(request);
+      await unlink(file);
+      outcome.replayed.push(name);
+    } catch (error) {
+      await rename(file, `${file}.failed`).catch(() => undefined);
+      outcome.failed.push({ file: name, error: (error as Error).message });
+    }
+  }
+  return outcome;
+}

@@ -1,0 +1,213 @@
+/**
+ * The agent's side of CNI: ADD, DEL, CHECK, GC and STATUS on this node, from the request the shim
+ * forwarded. Addresses come from IPAM keyed by attachment (container ID + interface name), the
+ * pod's link from the plumbing. Requests for different attachments run concurrently; requests for
+ * the same attachment run one after another.
+ */
+import { access } from 'node:fs/promises';
+import { type AllocateResult, GATEWAY_ID } from '../ipam/index.js';
+import {
+  attachPod,
+  detachPod,
+  hostVethMac,
+  hostVethName,
+  inspectPod,
+  listPodVeths,
+  type PodLinkSpec,
+  pinBridgeMac,
+  podMacFor,
+} from '../plumbing/pod-network.js';
+import type { Logger } from '../util/log.js';
+import type { ForwardedRequest } from './del-queue.js';
+import { CniCode, CniError } from './errors.js';
+import { attachmentKey, type CniRequest, isAttachmentKey, parseCniRequest } from './request.js';
+import { buildAddResult, type CniResult, prevResultAddress } from './result.js';
+
+/** The slice of the IPAM driver CNI needs. */
+export interface CniIpam {
+  allocate(id: string): Promise<AllocateResult>;
+  release(id: string): Promise<string | undefined>;
+  gc(validIds: Iterable<string>): Promise<Array<{ containerId: string; address: string }>>;
+  addressOf(id: string): string | undefined;
+  allocationIds(): string[];
+}
+
+/** Whether the node can take pods: its bridge carries the gateway. */
+export type NodeNetworkState =
+  | { ready: true; bridge: string; mtu: number }
+  | { ready: false; reason: string };
+
+export interface CniServiceDeps {
+  ipam: CniIpam;
+  node: () => Promise<NodeNetworkState>;
+  log: Logger;
+}
+
+export class CniService {
+  private readonly locks = new Map<string, Promise<void>>();
+  private bridgePinned = false;
+
+  constructor(private readonly deps: CniServiceDeps) {}
+
+  /** Parses what the shim forwarded (so both sides validate alike) and runs it. */
+  handle(body: unknown): Promise<CniResult | Record<string, never>> {
+    const { env, config } = (body ?? {}) as Partial<ForwardedRequest>;
+    if (typeof env !== 'object' || env === null || typeof config !== 'object' || config === null)
+      throw new CniError(CniCode.decodingFailure, 'request body needs {"env": {CNI_*}, "config": {…}}');
+    const request = parseCniRequest(env, config);
+    switch (request.command) {
+      case 'ADD':
+        return this.add(request);
+      case 'DEL':
+        return this.del(request).then(() => ({}));
+      case 'CHECK':
+        return this.check(request).then(() => ({}));
+      case 'GC':
+        return this.gc(request).then(() => ({}));
+      case 'STATUS':
+        return this.status().then(() => ({}));
+      case 'VERSION':
+        throw new CniError(CniCode.invalidEnvironment, 'VERSION is answered by the plugin, not the agent');
+    }
+  }
+
+  async add(request: CniRequest): Promise<CniResult> {
+    const node = await this.readyNode();
+    try {
+      await access(request.netns);
+    } catch {
+      throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS ${request.netns} does not exist`);
+    }
+    const key = attachmentKey(request);
+    return this.exclusive(key, async () => {
+      const allocation = await this.deps.ipam.allocate(key);
+      if (!allocation.ok) {
+        const code =
+          allocation.reason === 'invalid-container-id' ? CniCode.invalidEnvironment : CniCode.tryAgainLater;
+        throw new CniError(code, `no address for ${key}: ${allocation.message}`);
+      }
+      const spec = this.linkSpec(request, node, allocation.address, allocation.gateway);
+      try {
+        if (!this.bridgePinned) await pinBridgeMac(node.bridge);
+        this.bridgePinned = true;
+        await attachPod(spec);
+      } catch (error) {
+        await this.deps.ipam.release(key);
+        throw new CniError(CniCode.plumbingFailed, `cannot attach ${key}`, (error as Error).message);
+      }
+      this.deps.log.debug({ attachment: key, address: allocation.address }, 'CNI ADD');
+      return buildAddResult(
+        request.config.cniVersion,
+        { ...spec, address: allocation.address, gateway: allocation.gateway },
+        request.config.prevResult,
+        request.config.dns,
+      );
+    });
+  }
+
+  /** Idempotent: an unknown attachment, a repeated DEL or one without a netns all succeed. */
+  async del(request: CniRequest): Promise<void> {
+    const key = attachmentKey(request);
+    await this.exclusive(key, async () => {
+      try {
+        await detachPod(hostVethName(key));
+      } catch (error) {
+        throw new CniError(CniCode.plumbingFailed, `cannot detach ${key}`, (error as Error).message);
+      }
+      const address = await this.deps.ipam.release(key);
+      this.deps.log.debug({ attachment: key, address }, 'CNI DEL');
+    });
+  }
+
+  async check(request: CniRequest): Promise<void> {
+    const key = attachmentKey(request);
+    const address = this.deps.ipam.addressOf(key);
+    if (address === undefined)
+      throw new CniError(CniCode.unknownContainer, `no attachment ${key} on this node`);
+    const node = await this.readyNode();
+    const expected =
+      request.config.prevResult && prevResultAddress(request.config.prevResult, request.ifname);
+    if (expected !== undefined && expected !== address) {
+      throw new CniError(
+        CniCode.plumbingFailed,
+        `prevResult says ${request.ifname} has ${expected}, but ${key} holds ${address}`,
+      );
+    }
+    const gateway = this.deps.ipam.addressOf(GATEWAY_ID);
+    const problems = await this.exclusive(key, () =>
+      inspectPod(this.linkSpec(request, node, address, gateway ?? '')),
+    );
+    if (problems.length > 0) throw new CniError(CniCode.plumbingFailed, `${key}: ${problems.join('; ')}`);
+  }
+
+  /** Releases CNI allocations (and removes veths) of attachments not in the valid list. */
+  async gc(request: CniRequest): Promise<void> {
+    const valid = request.config.validAttachments;
+    if (valid === undefined)
+      throw new CniError(CniCode.invalidNetworkConfig, 'GC needs "cni.dev/valid-attachments"');
+    const validKeys = new Set(valid.map(attachmentKey));
+    const keep = this.deps.ipam.allocationIds().filter((id) => !isAttachmentKey(id) || validKeys.has(id));
+    const released = await this.deps.ipam.gc(keep);
+    const validVeths = new Set([...validKeys].map(hostVethName));
+    let removed = 0;
+    for (const veth of await listPodVeths()) {
+      if (validVeths.has(veth)) continue;
+      if (await detachPod(veth)) removed++;
+    }
+    this.deps.log.info({ released: released.length, vethsRemoved: removed }, 'CNI GC');
+  }
+
+  async status(): Promise<void> {
+    await this.readyNode(CniCode.notAvailable);
+  }
+
+  /** Replays a DEL the shim queued while the agent was down. */
+  async replayDel(forwarded: ForwardedRequest): Promise<void> {
+    const request = parseCniRequest(forwarded.env, forwarded.config);
+    if (request.command !== 'DEL') throw new Error(`queued request is ${request.command}, not DEL`);
+    await this.del(request);
+  }
+
+  private async readyNode(code: number = CniCode.tryAgainLater): Promise<{ bridge: string; mtu: number }> {
+    const node = await this.deps.node();
+    if (!node.ready) throw new CniError(code, `the weft agent cannot add pods yet: ${node.reason}`);
+    return node;
+  }
+
+  private linkSpec(
+    request: CniRequest,
+    node: { bridge: string; mtu: number },
+    address: string,
+    gateway: string,
+  ): PodLinkSpec {
+    const key = attachmentKey(request);
+    return {
+      bridge: node.bridge,
+      hostIf: hostVethName(key),
+      hostMac: hostVethMac(key),
+      netns: request.netns,
+      ifname: request.ifname,
+      podMac: podMacFor(address),
+      address,
+      gateway,
+      mtu: request.config.mtu ?? node.mtu,
+    };
+  }
+
+  private async exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    let done!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const mine = previous.then(() => gate);
+    this.locks.set(key, mine);
+    await previous;
+    try {
+      return await work();
+    } finally {
+      done();
+      if (this.locks.get(key) === mine) this.locks.delete(key);
+    }
+  }
+}
