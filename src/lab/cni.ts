@@ -1,7 +1,6 @@
 /**
  * CNI network configuration for one lab node's podman: weft's own plugin (installed by
- * `agent install-cni` into the node's dirs), or Debian's reference `bridge` + `host-local`
- * (the comparison run, and the stand-in until weft's plugin exists in this build).
+ * `agent install-cni`), or Debian's reference `bridge` + `host-local` (the comparison run).
  */
 import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,9 +25,6 @@ export interface HostLocalNetwork {
   name: string;
   /** The node's pod subnet, all of it handed out by host-local. */
   subnet: string;
-  /** Address of the bridge; with `bridgeIsGateway` the bridge plugin puts it there itself. */
-  gateway?: string;
-  bridgeIsGateway: boolean;
   mtu: number;
   dataDir: string;
 }
@@ -36,7 +32,7 @@ export interface HostLocalNetwork {
 /** Writes a bridge + host-local conflist into `confDir` (replacing any other conflist there). */
 export function writeHostLocalConflist(confDir: string, net: HostLocalNetwork): void {
   clearConfDir(confDir);
-  const range = { subnet: net.subnet, ...(net.gateway === undefined ? {} : { gateway: net.gateway }) };
+  const range = { subnet: net.subnet };
   const conflist = {
     cniVersion: CNI_VERSION,
     name: net.name,
@@ -44,7 +40,7 @@ export function writeHostLocalConflist(confDir: string, net: HostLocalNetwork): 
       {
         type: 'bridge',
         bridge: BRIDGE,
-        isGateway: net.bridgeIsGateway,
+        isGateway: true,
         ipMasq: false,
         mtu: net.mtu,
         ipam: { type: 'host-local', dataDir: net.dataDir, ranges: [[range]], routes: [{ dst: '0.0.0.0/0' }] },
@@ -62,7 +58,7 @@ function clearConfDir(confDir: string): void {
 /** `agent install-cni` for one node: plugin `weft` into binDir, `10-weft.conflist` into confDir. */
 export async function installWeftCni(
   agentEntry: string,
-  paths: { binDir: string; confDir: string; socket: string },
+  paths: { binDir: string; confDir: string; socket: string; stateDir: string },
 ): Promise<void> {
   clearConfDir(paths.confDir);
   await run([
@@ -75,6 +71,8 @@ export async function installWeftCni(
     paths.confDir,
     '--socket',
     paths.socket,
+    '--state-dir',
+    paths.stateDir,
   ]);
 }
 

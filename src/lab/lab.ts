@@ -11,8 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { getFromAgent, postToAgent } from '../api/admin-client.js';
 import type { StatusReport } from '../api/status-report.js';
 import { run } from '../util/exec.js';
-import { ipv4ToUint32, parseIpv4Network } from '../util/ipv4.js';
-import { BRIDGE, installWeftCni, linkReferencePlugins, networkName, writeHostLocalConflist } from './cni.js';
+import { installWeftCni, linkReferencePlugins, networkName, writeHostLocalConflist } from './cni.js';
 import { importLabImage, LAB_IMAGE } from './image.js';
 import {
   addStaticRoute,
@@ -49,7 +48,6 @@ function repoRoot(): string {
 }
 
 export const AGENT_ENTRY = resolve(repoRoot(), 'dist/agent/main.js');
-const SHIM_ENTRY = resolve(repoRoot(), 'dist/cni-shim/main.js');
 const DEFAULT_UNDERLAY = '192.168.240';
 const READY_TIMEOUT_MS = 90_000;
 /** Short enough that tests and `remove-node` see a dead node within seconds. */
@@ -69,11 +67,6 @@ export interface LabOptions {
   pods?: boolean;
   underlayPrefix?: string;
   progress?: (message: string) => void;
-}
-
-/** Does this build have weft's CNI plugin? Until then the weft flavor uses host-local on the agent's range. */
-export function weftCniAvailable(): boolean {
-  return existsSync(SHIM_ENTRY);
 }
 
 export class Lab {
@@ -151,10 +144,7 @@ export class Lab {
     // Pods first, while the agents still answer their CNI DELs.
     for (const nodeName of nodeDirs) {
       const ns = `${namespacePrefix(name)}${nodeName}`;
-      await new Podman(
-        podmanPaths(join(dir, nodeName)),
-        namespaces.includes(ns) ? ns : undefined,
-      ).removeAll();
+      await new Podman(podmanPaths(dir, nodeName), namespaces.includes(ns) ? ns : undefined).removeAll();
     }
     for (const node of state?.nodes ?? []) await stopProcess(node.agent);
     for (const ns of await listLabNamespaces(name)) {
@@ -206,7 +196,7 @@ export class Lab {
 
   podman(nodeName: string): Podman {
     const node = this.node(nodeName);
-    return new Podman(podmanPaths(node.dir, join(this.imageDir, 'storage')), node.ns);
+    return new Podman(podmanPaths(this.state.dir, node.name), node.ns);
   }
 
   socket(nodeName: string): string {
@@ -228,7 +218,7 @@ export class Lab {
 
   describeCni(): string {
     if (this.state.cni === 'reference') return 'reference bridge + host-local, static routes';
-    return weftCniAvailable() ? 'weft CNI plugin' : 'weft agents, bridge + host-local on the agent’s range';
+    return 'weft CNI plugin';
   }
 
   /** A node namespace on the switch, with its podman configuration (no agent yet). */
@@ -247,7 +237,7 @@ export class Lab {
     await this.save();
     mkdirSync(join(node.dir, 'state'), { recursive: true });
     await createNodeNamespace(node.ns, this.state.switchNs, node.switchPort, node.underlayIp);
-    const paths = podmanPaths(node.dir, join(this.imageDir, 'storage'));
+    const paths = podmanPaths(this.state.dir, node.name);
     writePodmanConfig(paths);
     linkReferencePlugins(paths.cniBinDir);
     if (this.state.cni === 'reference') await this.addReferenceRoutes(node);
@@ -345,60 +335,23 @@ export class Lab {
 
   /** Writes the node's CNI config: weft's plugin, or bridge + host-local. */
   private async configureCni(node: LabNode): Promise<void> {
-    const paths = podmanPaths(node.dir, join(this.imageDir, 'storage'));
+    const paths = podmanPaths(this.state.dir, node.name);
     if (this.state.cni === 'reference') {
       writeHostLocalConflist(paths.cniConfDir, {
         name: 'labnet',
         subnet: node.podSubnet as string,
-        bridgeIsGateway: true,
         mtu: 1500,
         dataDir: join(node.dir, 'host-local'),
       });
-    } else if (weftCniAvailable()) {
+    } else {
       await installWeftCni(AGENT_ENTRY, {
         binDir: paths.cniBinDir,
         confDir: paths.cniConfDir,
         socket: this.socket(node.name),
+        stateDir: join(node.dir, 'state'),
       });
-    } else {
-      await this.writeInterimConflist(node);
     }
     writePodmanConfig(paths, networkName(paths.cniConfDir));
-  }
-
-  private get interimCni(): boolean {
-    return this.state.cni === 'weft' && !weftCniAvailable();
-  }
-
-  /**
-   * Until weft's plugin is in the build: bridge + host-local handing out the agent's home range,
-   * rewritten before each pod (the range shrinks when the node donates space to a new node).
-   * Proxy ARP on the bridge answers for remote pods inside a pod's on-link prefix.
-   */
-  private async writeInterimConflist(node: LabNode): Promise<void> {
-    const status = await this.status(node.name);
-    const gateway = status.controlPlane?.ipam.gateway;
-    const home = gateway == null ? undefined : status.node.podCidrs.find((c) => cidrContains(c, gateway));
-    if (gateway == null || home === undefined)
-      throw new Error(`${node.name}: the agent has no range or gateway yet`);
-    const paths = podmanPaths(node.dir);
-    writeHostLocalConflist(paths.cniConfDir, {
-      name: 'weft',
-      subnet: home,
-      gateway,
-      bridgeIsGateway: false,
-      mtu: status.dataplane.mtu,
-      dataDir: join(node.dir, 'host-local'),
-    });
-    // The agent creates the bridge when its ranges arrive, a moment after IPAM reports ready.
-    for (
-      let i = 0;
-      i < 100 && (await run(['ip', '-n', node.ns, 'link', 'show', BRIDGE], { allowFail: true })).code !== 0;
-      i++
-    ) {
-      await sleep(100);
-    }
-    await run(['sysctl', '-q', '-w', `net.ipv4.conf.${BRIDGE}.proxy_arp=1`], { netns: node.ns });
   }
 
   private async startDefaultPods(nodeName: string): Promise<void> {
@@ -409,7 +362,6 @@ export class Lab {
   /** Starts a busybox pod on a node through podman (and so through the node's CNI plugin). */
   async startPod(nodeName: string, podName: string, role: LabPod['role'] = 'shell'): Promise<LabPod> {
     const podman = this.podman(nodeName);
-    if (this.interimCni) await this.writeInterimConflist(this.node(nodeName));
     const started = Date.now();
     const containerId = await podman.start(podName, LAB_IMAGE, role === 'web' ? WEB_COMMAND : SHELL_COMMAND);
     const { ip } = await podman.network(podName);
@@ -502,18 +454,17 @@ export class Lab {
   }
 }
 
-function cidrContains(cidr: string, address: string): boolean {
-  const net = parseIpv4Network(cidr);
-  const a = ipv4ToUint32(address);
-  return a >= net.start && a < net.start + 2 ** (32 - net.prefix);
-}
-
-function podmanPaths(nodeDir: string, imageStore?: string): PodmanPaths {
+/**
+ * One CNI bin dir per lab (weft's plugin carries a copy of the Node binary, 95 MB, not worth
+ * repeating per node); config, storage and network config per node; the lab's image store.
+ */
+function podmanPaths(labDirectory: string, nodeName: string): PodmanPaths {
+  const nodeDir = join(labDirectory, nodeName);
   return {
     dir: join(nodeDir, 'podman'),
-    cniBinDir: join(nodeDir, 'cni', 'bin'),
+    cniBinDir: join(labDirectory, 'cni-bin'),
     cniConfDir: join(nodeDir, 'cni', 'net.d'),
-    ...(imageStore === undefined ? {} : { imageStore }),
+    imageStore: join(labDirectory, 'images', 'storage'),
   };
 }
 

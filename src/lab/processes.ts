@@ -28,8 +28,9 @@ export function isRunning(ref: ProcessRef | undefined): boolean {
 export function spawnDetached(ns: string, argv: readonly string[], logFile: string): ProcessRef {
   const fd = openSync(logFile, 'a');
   try {
-    // nsenter execs the program, so the pid is the program's own.
-    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', ...argv], {
+    // `ip netns exec` (not nsenter) so /sys shows the namespace's own devices; it execs the
+    // program, so the pid is the program's own.
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
       detached: true,
       stdio: ['ignore', fd, fd],
     });
