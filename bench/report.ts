@@ -116,7 +116,8 @@ export async function runBenchReport(argv: string[]): Promise<number> {
   }
   if (!skip.has('cni')) {
     log('CNI ADD/DEL latency');
-    sections.push(await optional('cni-latency', here('./cni-latency.js'), values.quick ? ['--quick'] : []));
+    const cniArgs = values.quick ? ['--pods', '10', '--rounds', '1'] : [];
+    sections.push(await optional('cni-latency', here('./cni-latency.js'), cniArgs));
   }
   if (!skip.has('compare')) {
     log('the lab with weft and with bridge + host-local (pod start, ping, wget)');
