@@ -1,5 +1,5 @@
 import '../src/util/polyfill.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -20,6 +20,8 @@ import { withLock } from './measure.js';
  * same node namespace, each plugin exec'd as a runtime does (CNI_* env + stdin, `ip netns exec`
  * into the node). Then where weft's time goes: the bare process start (VERSION, which needs no
  * agent) and the agent's own work (the same ADD/DEL posted straight to its socket, no process).
+ * CPU per operation (the plugin processes' plus the agent's, from /proc) is the number that
+ * depends least on how loaded the machine is.
  *
  *   node dist/bench/cni-latency.js [--pods 50] [--rounds 3] [--concurrency 1,50] [--no-lock]
  */
@@ -51,6 +53,17 @@ interface Row {
   op: string;
   concurrency: number;
   stats: Stats;
+  /** CPU of plugin processes + agent per operation, ms. */
+  cpuMsPerOp: number;
+}
+
+const CLOCK_TICKS_PER_MS = 0.1;
+
+/** utime + stime + cutime + cstime of a process (its own CPU and its reaped children's), in ticks. */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -155,6 +168,22 @@ async function main(): Promise<void> {
       },
     ];
 
+    const agentPid = node.agent?.pid as number;
+    /** CPU of the exec'd plugins (children of this process) and of the agent (with its children). */
+    const cpuNow = () => cpuTicks(process.pid) - selfTicks() + cpuTicks(agentPid);
+    const selfTicks = () => {
+      const { user, system } = process.cpuUsage();
+      return ((user + system) / 1000) * CLOCK_TICKS_PER_MS;
+    };
+    const cpu = new Map<string, { ticks: number; ops: number }>();
+    const measured = async (mode: string, op: string, c: number, run: () => Promise<number[]>) => {
+      const before = cpuNow();
+      const latencies = await run();
+      const key = `${mode}|${op}|${c}`;
+      const sum = cpu.get(key) ?? { ticks: 0, ops: 0 };
+      cpu.set(key, { ticks: sum.ticks + cpuNow() - before, ops: sum.ops + latencies.length });
+      record(mode, op, c, latencies);
+    };
     const samples = new Map<string, number[]>();
     const record = (mode: string, op: string, c: number, values: number[]) => {
       const key = `${mode}|${op}|${c}`;
@@ -167,10 +196,11 @@ async function main(): Promise<void> {
           // Alternate the order so that drift in the machine's load does not favour one mode.
           const ordered = round % 2 === 0 ? modes : [...modes].reverse();
           for (const mode of ordered) {
-            record(mode.name, 'ADD', c, await timed(pods, c, mode.add));
-            record(mode.name, 'DEL', c, await timed(pods, c, mode.del));
+            await measured(mode.name, 'ADD', c, () => timed(pods, c, mode.add));
+            await measured(mode.name, 'DEL', c, () => timed(pods, c, mode.del));
           }
-          for (const mode of processStart) record(mode.name, 'exec', c, await timed(pods, c, mode.add));
+          for (const mode of processStart)
+            await measured(mode.name, 'exec', c, () => timed(pods, c, mode.add));
           log(`concurrency ${c}: round ${round + 1}/${ROUNDS} done`);
         }
       }
@@ -178,7 +208,9 @@ async function main(): Promise<void> {
 
     const rows: Row[] = [...samples].map(([key, values]) => {
       const [mode, op, c] = key.split('|') as [string, string, string];
-      return { mode, op, concurrency: Number(c), stats: stats(values) };
+      const used = cpu.get(key);
+      const cpuMsPerOp = used && used.ops > 0 ? used.ticks / CLOCK_TICKS_PER_MS / used.ops : Number.NaN;
+      return { mode, op, concurrency: Number(c), stats: stats(values), cpuMsPerOp };
     });
     printTable(rows);
     const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -198,9 +230,11 @@ function printTable(rows: Row[]): void {
   const find = (mode: string, op: string, c: number) =>
     rows.find((r) => r.mode === mode && r.op === op && r.concurrency === c)?.stats;
   const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
+  const cpuOf = (mode: string, op: string, c: number) =>
+    rows.find((r) => r.mode === mode && r.op === op && r.concurrency === c)?.cpuMsPerOp;
   const lines = [
-    '| op | concurrent | weft p50 ms | weft p99 ms | bridge+host-local p50 ms | p99 ms | weft/ref p50 | weft/ref p99 |',
-    '|---|---|---|---|---|---|---|---|',
+    '| op | concurrent | weft p50 ms | weft p99 ms | bridge+host-local p50 ms | p99 ms | weft/ref p50 | weft/ref p99 | CPU ms/op weft | ref |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const c of CONCURRENCY) {
     for (const op of ['ADD', 'DEL']) {
@@ -209,14 +243,20 @@ function printTable(rows: Row[]): void {
       lines.push(
         `| ${op} | ${c} | ${ms(w?.p50)} | ${ms(w?.p99)} | ${ms(r?.p50)} | ${ms(r?.p99)} | ${
           w && r ? (w.p50 / r.p50).toFixed(2) : '-'
-        } | ${w && r ? (w.p99 / r.p99).toFixed(2) : '-'} |`,
+        } | ${w && r ? (w.p99 / r.p99).toFixed(2) : '-'} | ${ms(cpuOf('weft', op, c))} | ${ms(
+          cpuOf('bridge+host-local', op, c),
+        )} |`,
       );
     }
   }
-  lines.push('', '| where the time goes | op | concurrent | p50 ms | p99 ms |', '|---|---|---|---|---|');
+  lines.push(
+    '',
+    '| where the time goes | op | concurrent | p50 ms | p99 ms | CPU ms/op |',
+    '|---|---|---|---|---|---|',
+  );
   for (const row of rows.filter((r) => r.mode !== 'weft' && r.mode !== 'bridge+host-local'))
     lines.push(
-      `| ${row.mode} | ${row.op} | ${row.concurrency} | ${ms(row.stats.p50)} | ${ms(row.stats.p99)} |`,
+      `| ${row.mode} | ${row.op} | ${row.concurrency} | ${ms(row.stats.p50)} | ${ms(row.stats.p99)} | ${ms(row.cpuMsPerOp)} |`,
     );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
