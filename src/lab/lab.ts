@@ -125,7 +125,7 @@ export class Lab {
       if (options.pods !== false) for (const node of nodes) await lab.startDefaultPods(node.name);
     } catch (error) {
       progress(
-        `lab up failed: ${(error as Error).message.split('\n')[0]}; agent logs are in ${dir}/<node>/agent.log`,
+        `lab up failed: ${(error as Error).message.split('\n')[0]}; agent logs: ${dir}/<node>/agent.log; "down" removes what was built`,
       );
       throw error;
     }
@@ -302,9 +302,14 @@ export class Lab {
     if (this.state.cni === 'reference') return;
     const deadline = Date.now() + timeoutMs;
     let last = '';
+    let nextReport = Date.now() + 5_000;
     for (;;) {
       last = await this.notReadyReason();
       if (last === '') return;
+      if (Date.now() > nextReport) {
+        this.progress(`waiting for the agents: ${last}`);
+        nextReport = Date.now() + 5_000;
+      }
       if (Date.now() > deadline) {
         const logs = this.state.nodes.map((n) => `--- ${n.name}\n${this.agentLog(n.name).slice(-2000)}`);
         throw new Error(`lab not ready after ${timeoutMs} ms: ${last}\n${logs.join('\n')}`);

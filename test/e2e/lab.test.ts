@@ -1,9 +1,10 @@
-import { readdir } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type PairResult, pingAll, wgetAll } from '../../src/lab/checks.js';
 import { compareCni } from '../../src/lab/compare.js';
 import { Lab } from '../../src/lab/lab.js';
-import { type LabPod, loadState } from '../../src/lab/state.js';
+import { type LabPod, loadState, stateFile } from '../../src/lab/state.js';
 import { parseIpv4Network } from '../../src/util/ipv4.js';
 import { waitFor } from '../helpers/agent.js';
 import { reserveTestLabName, startTestLab } from '../helpers/lab.js';
@@ -50,6 +51,22 @@ function covers(outer: string, inner: string): boolean {
   const o = parseIpv4Network(outer);
   const i = parseIpv4Network(inner);
   return o.prefix <= i.prefix && i.start - o.start >= 0 && i.start - o.start < 2 ** (32 - o.prefix);
+}
+
+/** Namespaces of a lab that still exist. */
+async function labNamespaces(name: string): Promise<string[]> {
+  return (await readdir('/run/netns')).filter((ns) => ns.startsWith(`wl-${name}-`));
+}
+
+/** Processes (conmon, the containers) whose command line names one of the container IDs. */
+async function processesMentioning(ids: readonly string[]): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (ids.some((id) => cmdline.includes(id))) found.push(Number(entry));
+  }
+  return found;
 }
 
 function expectNoDuplicates(addresses: Iterable<string>): void {
@@ -137,6 +154,17 @@ describeAsRoot('lab: a 3-node cluster with podman pods', () => {
     await lab.startPod(by, `${by}-reclaim`, 'web');
     expectNoDuplicates(lab.pods.map((p) => p.ip));
     await expectFullConnectivity(lab);
+  });
+
+  it('down removes containers, agents, namespaces and files even without the state file (as after a crash)', async () => {
+    const containers = lab.pods.map((p) => p.containerId);
+    const agents = lab.nodes.map((n) => n.agent?.pid);
+    rmSync(stateFile(lab.name));
+    await Lab.down(lab.name);
+    expect(await labNamespaces(lab.name)).toEqual([]);
+    expect(existsSync(lab.state.dir)).toBe(false);
+    expect(await processesMentioning(containers)).toEqual([]);
+    for (const pid of agents) expect(pid !== undefined && existsSync(`/proc/${pid}/cmdline`)).toBe(false);
   });
 });
 
