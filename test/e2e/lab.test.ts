@@ -197,8 +197,6 @@ describeAsRoot('lab: 2 nodes with weft, then with the reference bridge + host-lo
       expect(run.podStartMaxMs).toBeGreaterThan(0);
     }
     for (const name of names) expect(loadState(name)).toBeUndefined();
-    expect(
-      (await readdir('/run/netns')).filter((ns) => names.some((n) => ns.startsWith(`wl-${n}-`))),
-    ).toEqual([]);
+    for (const name of names) expect(await labNamespaces(name)).toEqual([]);
   }, 180_000);
 });
