@@ -133,11 +133,12 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
   const cniEndpoints = await startCni({
     driver,
     stateDir: config.stateDir,
+    bridge: config.bridgeName,
     // After pending plumbing: right after a start or a ring change the bridge is moments away.
     node: async () => {
       await plumbingQueue;
       return layout !== undefined
-        ? { ready: true, bridge: config.bridgeName, mtu }
+        ? { ready: true, mtu }
         : { ready: false, reason: `${ipamStatus(ipam).summary}; the bridge has no gateway yet` };
     },
     log,

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * weft's CNI plugin (type `weft`): parses CNI_* and the network configuration, forwards them to the
  * agent's admin socket and prints the agent's result or the spec's error JSON. It imports only node

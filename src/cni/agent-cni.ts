@@ -28,11 +28,17 @@ export function ipamForCni(driver: IpamDriver): CniIpam {
 export async function startCni(options: {
   driver: IpamDriver;
   stateDir: string;
+  bridge: string;
   node: () => Promise<NodeNetworkState>;
   log: Logger;
 }): Promise<Record<string, AdminPostHandler>> {
   const log = options.log.child({ component: 'cni' });
-  const service = new CniService({ ipam: ipamForCni(options.driver), node: options.node, log });
+  const service = new CniService({
+    ipam: ipamForCni(options.driver),
+    bridge: options.bridge,
+    node: options.node,
+    log,
+  });
   const queue = delQueueDirOf(options.stateDir);
   const outcome = await replayDelQueue(queue, (request) => service.replayDel(request));
   if (outcome.replayed.length > 0 || outcome.failed.length > 0)

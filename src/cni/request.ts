@@ -216,8 +216,8 @@ export function parseCniRequest(env: CniEnv, raw: Record<string, unknown>): CniR
   const netns = env.CNI_NETNS ?? '';
   if (command === 'ADD' || command === 'CHECK') {
     if (netns === '') throw invalidEnv('CNI_NETNS is not set');
-    if (!netns.startsWith('/'))
-      throw invalidEnv(`CNI_NETNS ${JSON.stringify(netns)} is not an absolute path`);
+    if (!netns.startsWith('/') || /\s/.test(netns))
+      throw invalidEnv(`CNI_NETNS ${JSON.stringify(netns)} is not an absolute path without spaces`);
   }
   return { command, containerId, ifname, netns, args: parseArgs(env.CNI_ARGS), config };
 }

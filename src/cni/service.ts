@@ -4,7 +4,6 @@
  * pod's link from the plumbing. Requests for different attachments run concurrently; requests for
  * the same attachment run one after another.
  */
-import { access } from 'node:fs/promises';
 import { type AllocateResult, GATEWAY_ID } from '../ipam/index.js';
 import {
   attachPod,
@@ -12,6 +11,7 @@ import {
   hostVethMac,
   hostVethName,
   inspectPod,
+  isNetworkNamespace,
   listPodVeths,
   type PodLinkSpec,
   pinBridgeMac,
@@ -33,12 +33,12 @@ export interface CniIpam {
 }
 
 /** Whether the node can take pods: its bridge carries the gateway. */
-export type NodeNetworkState =
-  | { ready: true; bridge: string; mtu: number }
-  | { ready: false; reason: string };
+export type NodeNetworkState = { ready: true; mtu: number } | { ready: false; reason: string };
 
 export interface CniServiceDeps {
   ipam: CniIpam;
+  /** The bridge pods attach to (`weave`). */
+  bridge: string;
   node: () => Promise<NodeNetworkState>;
   log: Logger;
 }
@@ -73,10 +73,15 @@ export class CniService {
 
   async add(request: CniRequest): Promise<CniResult> {
     const node = await this.readyNode();
-    try {
-      await access(request.netns);
-    } catch {
+    const netns = await isNetworkNamespace(request.netns);
+    if (netns === 'missing')
       throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS ${request.netns} does not exist`);
+    if (netns === 'not-a-netns') {
+      throw new CniError(
+        CniCode.invalidEnvironment,
+        `CNI_NETNS ${request.netns} is not a network namespace in the agent's mount namespace: ` +
+          'mount the runtime’s netns directory into the agent with HostToContainer (rslave) propagation',
+      );
     }
     const key = attachmentKey(request);
     return this.exclusive(key, async () => {
@@ -88,7 +93,7 @@ export class CniService {
       }
       const spec = this.linkSpec(request, node, allocation.address, allocation.gateway);
       try {
-        if (!this.bridgePinned) await pinBridgeMac(node.bridge);
+        if (!this.bridgePinned) await pinBridgeMac(this.deps.bridge);
         this.bridgePinned = true;
         await attachPod(spec);
       } catch (error) {
@@ -109,12 +114,16 @@ export class CniService {
   async del(request: CniRequest): Promise<void> {
     const key = attachmentKey(request);
     await this.exclusive(key, async () => {
+      const address = this.deps.ipam.addressOf(key);
       try {
-        await detachPod(hostVethName(key));
+        await detachPod(
+          hostVethName(key),
+          address === undefined ? undefined : { address, bridge: this.deps.bridge },
+        );
       } catch (error) {
         throw new CniError(CniCode.plumbingFailed, `cannot detach ${key}`, (error as Error).message);
       }
-      const address = await this.deps.ipam.release(key);
+      await this.deps.ipam.release(key);
       this.deps.log.debug({ attachment: key, address }, 'CNI DEL');
     });
   }
@@ -148,6 +157,8 @@ export class CniService {
     const validKeys = new Set(valid.map(attachmentKey));
     const keep = this.deps.ipam.allocationIds().filter((id) => !isAttachmentKey(id) || validKeys.has(id));
     const released = await this.deps.ipam.gc(keep);
+    for (const { containerId, address } of released)
+      await detachPod(hostVethName(containerId), { address, bridge: this.deps.bridge });
     const validVeths = new Set([...validKeys].map(hostVethName));
     let removed = 0;
     for (const veth of await listPodVeths()) {
@@ -168,7 +179,7 @@ export class CniService {
     await this.del(request);
   }
 
-  private async readyNode(code: number = CniCode.tryAgainLater): Promise<{ bridge: string; mtu: number }> {
+  private async readyNode(code: number = CniCode.tryAgainLater): Promise<{ mtu: number }> {
     const node = await this.deps.node();
     if (!node.ready) throw new CniError(code, `the weft agent cannot add pods yet: ${node.reason}`);
     return node;
@@ -176,13 +187,13 @@ export class CniService {
 
   private linkSpec(
     request: CniRequest,
-    node: { bridge: string; mtu: number },
+    node: { mtu: number },
     address: string,
     gateway: string,
   ): PodLinkSpec {
     const key = attachmentKey(request);
     return {
-      bridge: node.bridge,
+      bridge: this.deps.bridge,
       hostIf: hostVethName(key),
       hostMac: hostVethMac(key),
       netns: request.netns,

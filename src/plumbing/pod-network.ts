@@ -6,7 +6,7 @@
  * the namespace does the rest, so an ADD costs two short-lived processes.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { CommandError, run } from '../util/exec.js';
 import { parseAddresses, parseIpv4Routes, parseLinks } from './ipjson.js';
 import { getLink } from './link.js';
@@ -54,42 +54,57 @@ function inNetns(netns: string, argv: string[]): string[] {
   return ['nsenter', `--net=${netns}`, ...argv];
 }
 
-function isMissingDevice(error: CommandError | { stderr: string }): boolean {
-  return /Cannot find device|does not exist/.test(error.stderr);
+/** `ip -batch` messages that only say the thing to remove is already gone. */
+const ALREADY_GONE = /Cannot find device|No such process|does not exist|^Command failed/;
+
+/**
+ * Deletes the host end (which takes the pod end with it) and, given the pod's address, its host
+ * route; false if the link was already gone. One `ip -force -batch` process for both.
+ */
+export async function detachPod(
+  hostIf: string,
+  route?: { address: string; bridge: string },
+): Promise<boolean> {
+  const lines = [`link del dev ${hostIf}`];
+  if (route) lines.push(`route del ${route.address}/32 dev ${route.bridge}`);
+  const argv = ['ip', '-force', '-batch', '-'];
+  const result = await run(argv, { input: `${lines.join('\n')}\n`, allowFail: true });
+  const unexpected = result.stderr
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !ALREADY_GONE.test(line.trim()));
+  if (unexpected.length > 0) throw new CommandError(argv, result.code, unexpected.join('\n'));
+  return !/Cannot find device/.test(result.stderr);
 }
 
-/** Deletes the host end (which takes the pod end with it); false if it was already gone. */
-export async function detachPod(hostIf: string): Promise<boolean> {
-  const argv = ['ip', 'link', 'del', 'dev', hostIf];
-  const result = await run(argv, { allowFail: true });
-  if (result.code === 0) return true;
-  if (isMissingDevice(result)) return false;
-  throw new CommandError(argv, result.code, result.stderr);
-}
-
-/** Creates the pair and configures the pod end; undoes the pair if the namespace part fails. */
+/**
+ * Creates the pair, routes the pod's /32 to the bridge (so the pod is reachable whatever the
+ * node's blocks and the cluster route look like, even when one node owns the whole range; `proto
+ * static` keeps the bridge's route sync from taking it for one of its own), then
+ * configures the pod end; undoes everything if a step fails.
+ */
 export async function attachPod(spec: PodLinkSpec): Promise<void> {
-  const mtu = String(spec.mtu);
-  const host = [spec.hostIf, 'mtu', mtu, 'address', spec.hostMac, 'master', spec.bridge, 'up'];
-  const peer = ['name', spec.ifname, 'mtu', mtu, 'address', spec.podMac, 'netns', spec.netns];
-  const add = ['ip', 'link', 'add', ...host, 'type', 'veth', 'peer', ...peer];
-  const first = await run(add, { allowFail: true });
+  const mtu = spec.mtu;
+  const host = `${spec.hostIf} mtu ${mtu} address ${spec.hostMac} master ${spec.bridge} up`;
+  const peer = `name ${spec.ifname} mtu ${mtu} address ${spec.podMac} netns ${spec.netns}`;
+  const hostBatch = `link add ${host} type veth peer ${peer}\nroute replace ${spec.address}/32 dev ${spec.bridge} proto static\n`;
+  const hostArgv = ['ip', '-batch', '-'];
+  const first = await run(hostArgv, { input: hostBatch, allowFail: true });
   if (first.code !== 0) {
-    if (!/File exists/.test(first.stderr)) throw new CommandError(add, first.code, first.stderr);
+    if (!/File exists/.test(first.stderr)) throw new CommandError(hostArgv, first.code, first.stderr);
     // An ADD retried after a half-done one: start from nothing.
     await detachPod(spec.hostIf);
-    await run(add);
+    await run(hostArgv, { input: hostBatch });
   }
-  const batch = [
+  const podBatch = [
     `link set dev ${spec.ifname} up`,
     `addr add ${spec.address}/32 dev ${spec.ifname}`,
     `route add ${spec.gateway} dev ${spec.ifname} scope link`,
     `route add default via ${spec.gateway} dev ${spec.ifname}`,
   ];
   try {
-    await run(inNetns(spec.netns, ['ip', '-batch', '-']), { input: `${batch.join('\n')}\n` });
+    await run(inNetns(spec.netns, ['ip', '-batch', '-']), { input: `${podBatch.join('\n')}\n` });
   } catch (error) {
-    await detachPod(spec.hostIf).catch(() => undefined);
+    await detachPod(spec.hostIf, { address: spec.address, bridge: spec.bridge }).catch(() => undefined);
     throw error;
   }
 }
@@ -102,6 +117,11 @@ export async function inspectPod(spec: PodLinkSpec): Promise<string[]> {
   if (host.master !== spec.bridge) problems.push(`${spec.hostIf} is not a port of ${spec.bridge}`);
   if (!host.up) problems.push(`${spec.hostIf} is down`);
   if (host.mtu !== spec.mtu) problems.push(`${spec.hostIf} has MTU ${host.mtu}, want ${spec.mtu}`);
+  const hostRoutes = parseIpv4Routes(
+    (await run(['ip', '-4', '-json', 'route', 'show', 'table', 'main'])).stdout,
+  );
+  if (!hostRoutes.some((r) => r.dst === `${spec.address}/32` && r.dev === spec.bridge))
+    problems.push(`no host route ${spec.address}/32 dev ${spec.bridge}`);
 
   const links = await run(inNetns(spec.netns, ['ip', '-json', 'link', 'show', 'dev', spec.ifname]), {
     allowFail: true,
@@ -123,6 +143,17 @@ export async function inspectPod(spec: PodLinkSpec): Promise<string[]> {
   if (!routes.some((r) => r.dst === 'default' && r.gateway === spec.gateway && r.dev === spec.ifname))
     problems.push(`no default route via ${spec.gateway}`);
   return problems;
+}
+
+/**
+ * Whether `path` is a network namespace as this process sees it: an nsfs file like
+ * /proc/self/ns/net. A runtime's bind mount that did not propagate into the agent's mount
+ * namespace shows up as the empty file under it.
+ */
+export async function isNetworkNamespace(path: string): Promise<'yes' | 'missing' | 'not-a-netns'> {
+  const [target, own] = await Promise.all([stat(path).catch(() => undefined), stat('/proc/self/ns/net')]);
+  if (target === undefined) return 'missing';
+  return target.dev === own.dev ? 'yes' : 'not-a-netns';
 }
 
 /** Host ends of pod veths present on the node (GC finds leaked ones among them). */

@@ -36,8 +36,10 @@ function matches(route: IpRoute, spec: RouteSpec): boolean {
 }
 
 /**
- * What it takes to make `dev` carry exactly the wanted routes. Routes the kernel adds for the
- * device's own addresses (protocol `kernel`) and non-unicast routes are never touched.
+ * What it takes to make `dev` carry exactly the wanted routes. Only routes of the kind this module
+ * adds (protocol `boot`, iproute2's default) are removed: the kernel's routes for the device's own
+ * addresses, non-unicast routes and routes other owners mark with another protocol (the per-pod
+ * `proto static` routes of pod-network.ts) are never touched.
  */
 export function planRouteSync(
   existing: readonly IpRoute[],
@@ -48,9 +50,7 @@ export function planRouteSync(
   return {
     replace: wanted.filter((w) => !existing.some((r) => matches(r, w))),
     remove: existing
-      .filter(
-        (r) => r.dev === dev && r.type === 'unicast' && r.protocol !== 'kernel' && !wantedDst.has(r.dst),
-      )
+      .filter((r) => r.dev === dev && r.type === 'unicast' && r.protocol === 'boot' && !wantedDst.has(r.dst))
       .map((r) => r.dst),
   };
 }

@@ -111,6 +111,19 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
     await runtimeOn('n2').del(b, rb);
   });
 
+  it('a repeated ADD (a runtime retrying) gets the same address and leaves one working link', async () => {
+    const pod = await newPod();
+    const runtime = runtimeOn('n1');
+    const first = await runtime.add(pod);
+    const again = await runtime.add(pod);
+    expect(podIp(again)).toBe(podIp(first));
+    expect((await group.exec(pod.short, ['ip', '-o', 'link', 'show', 'eth0'])).stdout).toContain('eth0');
+    await runtime.check(pod, again);
+    expect(await ping(pod.short, (first.ips as Array<{ gateway: string }>)[0]?.gateway as string)).toBe(true);
+    await runtime.del(pod, again);
+    expect(await hostVeths('n1')).toBe(0);
+  });
+
   it('answers in the configuration version: 0.4.0, 1.0.0 and 1.1.0', async () => {
     for (const version of ['0.4.0', '1.0.0', '1.1.0']) {
       const pod = await newPod();

@@ -75,6 +75,13 @@ describe('weft CNI shim', () => {
     ['4 bad ifname', { ...attachmentEnv('ADD'), CNI_IFNAME: 'a/b' }, config(), 4, 'CNI_IFNAME'],
     ['4 ifname too long', { ...attachmentEnv('DEL'), CNI_IFNAME: 'x'.repeat(16) }, config(), 4, 'CNI_IFNAME'],
     ['4 ADD without netns', { ...attachmentEnv('ADD'), CNI_NETNS: '' }, config(), 4, 'CNI_NETNS is not set'],
+    [
+      '4 netns with a space',
+      { ...attachmentEnv('ADD'), CNI_NETNS: '/run/netns/a b' },
+      config(),
+      4,
+      'CNI_NETNS',
+    ],
     ['4 relative netns', { ...attachmentEnv('CHECK'), CNI_NETNS: 'netns/x' }, config(), 4, 'absolute'],
     ['4 malformed CNI_ARGS', { ...attachmentEnv('ADD'), CNI_ARGS: 'IgnoreUnknown' }, config(), 4, 'CNI_ARGS'],
     ['6 not JSON', attachmentEnv('ADD'), '{"cniVersion": "1.0.0",', 6, 'not valid JSON'],

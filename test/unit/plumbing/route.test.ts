@@ -36,6 +36,13 @@ describe('planRouteSync', () => {
     expect(planRouteSync(existing, 'wtun0', wanted).replace).toEqual(wanted);
   });
 
+  it('leaves routes of other owners (another protocol) alone', () => {
+    const podRoute = parseIpv4Routes(
+      '[{"dst":"10.32.1.7","dev":"weave","protocol":"static","scope":"link","flags":[]}]',
+    );
+    expect(planRouteSync([...existing, ...podRoute], 'weave', []).remove).toEqual([]);
+  });
+
   it('never removes the kernel routes of the device addresses', () => {
     expect(planRouteSync(existing, 'weave', []).remove).toEqual([]);
     expect(planRouteSync(existing, 'ul0', []).remove).toEqual(['default']);
