@@ -9,6 +9,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Return a non-zero exit code instead of throwing. Spawn failures and timeouts still throw. */
   allowFail?: boolean;
+  /** Extra environment variables, added to this process's environment. */
+  env?: Record<string, string>;
 }
 
 export interface RunResult {
@@ -60,6 +62,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
         maxBuffer: MAX_OUTPUT_BYTES,
         timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         killSignal: 'SIGKILL',
+        ...(opts.env === undefined ? {} : { env: { ...process.env, ...opts.env } }),
       },
       (error, stdout, stderr) => {
         if (error === null) {
