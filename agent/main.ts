@@ -52,6 +52,7 @@ Options for both:
   --tun NAME            TUN device name (default ${defaults.tunName})
   --bridge NAME         pod bridge name (default ${defaults.bridgeName})
   --mtu N               overlay MTU (default: underlay MTU - 36)
+  --offload on|off      kernel offloads in the data plane: TUN TSO, UDP GSO/GRO (default on)
   --admin-socket PATH   admin API socket (default ${defaults.adminSocket})
   --log-level LEVEL     fatal|error|warn|info|debug|trace (default info)
 
@@ -67,6 +68,7 @@ const options = {
   tun: { type: 'string' },
   bridge: { type: 'string' },
   mtu: { type: 'string' },
+  offload: { type: 'string' },
   'admin-socket': { type: 'string' },
   'log-level': { type: 'string' },
   name: { type: 'string' },
@@ -133,6 +135,7 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
     tun: values.tun as string | undefined,
     bridge: values.bridge as string | undefined,
     mtu: values.mtu as string | undefined,
+    offload: values.offload as string | undefined,
     adminSocket: values['admin-socket'] as string | undefined,
   };
   const log = createLogger(logLevel);

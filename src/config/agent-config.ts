@@ -18,6 +18,8 @@ export interface AgentConfig {
   mtu: number | undefined;
   adminSocket: string;
   peersFile: string;
+  /** Kernel offloads in the data plane (`--offload on|off`). */
+  offload: boolean;
 }
 
 export interface AgentFlags {
@@ -29,6 +31,7 @@ export interface AgentFlags {
   bridge?: string | undefined;
   mtu?: string | undefined;
   adminSocket?: string | undefined;
+  offload?: string | undefined;
 }
 
 export const defaults = {
@@ -42,7 +45,7 @@ export const defaults = {
 
 export type CommonSettings = Pick<
   AgentConfig,
-  'clusterCidr' | 'vni' | 'dataPort' | 'tunName' | 'bridgeName' | 'mtu' | 'adminSocket'
+  'clusterCidr' | 'vni' | 'dataPort' | 'tunName' | 'bridgeName' | 'mtu' | 'adminSocket' | 'offload'
 >;
 
 /** The flags both modes share: cluster range, data-plane port and VNI, device names, MTU, socket. */
@@ -57,7 +60,14 @@ export function buildCommonSettings(flags: AgentFlags): CommonSettings {
     bridgeName: parseInterfaceName('--bridge', flags.bridge ?? defaults.bridgeName),
     mtu: flags.mtu === undefined ? undefined : parseInteger('--mtu', flags.mtu, 0, 576, 9000),
     adminSocket: flags.adminSocket ?? defaults.adminSocket,
+    offload: parseOnOff('--offload', flags.offload ?? 'on'),
   };
+}
+
+function parseOnOff(flag: string, value: string): boolean {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new ConfigError(`${flag} ${value} must be on or off`);
 }
 
 /** Combines command-line flags with the peer file, checking everything a person could get wrong. */

@@ -32,6 +32,7 @@ export interface ClusterConfig {
   bridgeName: string;
   mtu: number | undefined;
   adminSocket: string;
+  offload: boolean;
 }
 
 export interface ClusterFlags {
