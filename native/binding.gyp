@@ -7,7 +7,7 @@
       "configurations": {
         "Release": {
           "cflags!": ["-O3"],
-          "cflags": ["-O2", "-Wall"]
+          "cflags": ["-O2", "-ftree-vectorize", "-Wall"]
         }
       }
     }
