@@ -24,7 +24,7 @@ export async function startAdmin(
       version: weftVersion,
       ...mode.status(),
       dataplane: {
-        mode: 'userspace, batched (recvmmsg/sendmmsg)',
+        mode: dataplane.description,
         tun: settings.tunName,
         bridge: bridgeName,
         mtu: settings.mtu,

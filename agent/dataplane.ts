@@ -66,6 +66,16 @@ export class Dataplane {
     this.forwarder.start();
   }
 
+  /** How packets move, for status: batching plus the offloads in use. */
+  get description(): string {
+    const offloads = [
+      ...(this.tun.vnetHdr ? this.tun.offloadNames().map((name) => `TUN ${name}`) : []),
+      ...(this.udp.gso ? ['UDP GSO'] : []),
+      ...(this.udp.gro ? ['UDP GRO'] : []),
+    ];
+    return `userspace, batched (recvmmsg/sendmmsg), offloads: ${offloads.join(', ') || 'none'}`;
+  }
+
   get routeTable(): RouteTable {
     return this.forwarder.routeTable;
   }
