@@ -3,6 +3,7 @@ import { Forwarder } from '../src/dataplane/forwarder.js';
 import { KernelTun } from '../src/dataplane/kernel-tun.js';
 import { KernelUdp } from '../src/dataplane/kernel-udp.js';
 import { RouteTable, type RouteTableSpec } from '../src/dataplane/route-table.js';
+import { raiseDataplanePriority } from '../src/dataplane/priority.js';
 import type { Logger } from '../src/util/log.js';
 
 const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
@@ -62,7 +63,8 @@ export class Dataplane {
     return new Dataplane(settings, counters, tun, udp, forwarder);
   }
 
-  start(): void {
+  start(log: Logger): void {
+    raiseDataplanePriority(log);
     this.forwarder.start();
   }
 
