@@ -106,7 +106,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
 
   try {
     await ensureLinkSettings(config.tunName, { mtu, txqueuelen: TUN_TXQUEUELEN, up: true });
-    dataplane.start(log);
+    dataplane.start();
     await gossip.start();
   } catch (error) {
     dataplane.close();

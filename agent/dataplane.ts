@@ -3,7 +3,6 @@ import { Forwarder } from '../src/dataplane/forwarder.js';
 import { KernelTun } from '../src/dataplane/kernel-tun.js';
 import { KernelUdp } from '../src/dataplane/kernel-udp.js';
 import { RouteTable, type RouteTableSpec } from '../src/dataplane/route-table.js';
-import { raiseDataplanePriority } from '../src/dataplane/priority.js';
 import type { Logger } from '../src/util/log.js';
 
 const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
@@ -63,8 +62,7 @@ export class Dataplane {
     return new Dataplane(settings, counters, tun, udp, forwarder);
   }
 
-  start(log: Logger): void {
-    raiseDataplanePriority(log);
+  start(): void {
     this.forwarder.start();
   }
 

@@ -28,7 +28,7 @@ export async function startStaticAgent(config: AgentConfig, log: Logger): Promis
     dataplane.close();
     throw error;
   }
-  dataplane.start(log);
+  dataplane.start();
   log.info({ tun: config.tunName, mtu, underlay: underlay.ifname }, 'data plane running with static peers');
 
   let current = config;
