@@ -56,7 +56,7 @@ export async function startAdmin(
       ...node,
       readiness: readinessOf(node, dataplane.running),
       dataplane: {
-        mode: 'userspace, batched (recvmmsg/sendmmsg)',
+        mode: dataplane.description,
         running: dataplane.running,
         tun: s.tunName,
         bridge: bridgeName,

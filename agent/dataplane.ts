@@ -15,6 +15,8 @@ export interface DataplaneSettings {
   dataPort: number;
   vni: number;
   mtu: number;
+  /** Use kernel offloads (TUN TSO/checksum, UDP GSO/GRO) where the kernel grants them. */
+  offload: boolean;
 }
 
 /** The running data plane: kernel devices plus the forwarder, fed route tables from outside. */
@@ -29,17 +31,25 @@ export class Dataplane {
 
   /** Opens the TUN (waiting out a previous agent that still holds it) and the UDP socket. */
   static async open(settings: DataplaneSettings, log: Logger): Promise<Dataplane> {
-    const tun = await openTunWhenFree(settings.tunName, log);
+    const tun = await openTunWhenFree(settings.tunName, settings.offload, log);
     let udp: KernelUdp;
     try {
       udp = KernelUdp.open(settings.underlayAddress, settings.dataPort, {
         rcvbuf: SOCKET_BUFFER_BYTES,
         sndbuf: SOCKET_BUFFER_BYTES,
+        gro: settings.offload,
+        gso: settings.offload,
+        onGsoRefused: (error) =>
+          log.warn(
+            { err: error },
+            'the underlay refused UDP GSO; sending one datagram per packet from now on',
+          ),
       });
     } catch (error) {
       tun.close();
       throw error;
     }
+    logOffloads(settings, tun, udp, log);
     const counters = new DataplaneCounters();
     const forwarder = new Forwarder({
       tun,
@@ -64,6 +74,16 @@ export class Dataplane {
     return this.started;
   }
 
+  /** How packets move, for status: batching plus the offloads in use. */
+  get description(): string {
+    const offloads = [
+      ...(this.tun.vnetHdr ? this.tun.offloadNames().map((name) => `TUN ${name}`) : []),
+      ...(this.udp.gso ? ['UDP GSO'] : []),
+      ...(this.udp.gro ? ['UDP GRO'] : []),
+    ];
+    return `userspace, batched (recvmmsg/sendmmsg), offloads: ${offloads.join(', ') || 'none'}`;
+  }
+
   get routeTable(): RouteTable {
     return this.forwarder.routeTable;
   }
@@ -82,15 +102,48 @@ export class Dataplane {
   }
 }
 
-async function openTunWhenFree(name: string, log: Logger): Promise<KernelTun> {
+async function openTunWhenFree(name: string, offload: boolean, log: Logger): Promise<KernelTun> {
   const deadline = Date.now() + TUN_BUSY_TIMEOUT_MS;
   for (;;) {
     try {
-      return KernelTun.open(name);
+      return offload ? openOffloadTun(name, log) : KernelTun.open(name);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() > deadline) throw error;
       log.warn({ tun: name }, 'TUN device busy (previous agent still exiting); retrying');
       await new Promise((resolve) => setTimeout(resolve, TUN_BUSY_RETRY_MS));
     }
   }
+}
+
+/** A TUN with the virtio_net_hdr and the offloads the kernel grants; a plain TUN if it refuses the header. */
+function openOffloadTun(name: string, log: Logger): KernelTun {
+  let tun: KernelTun;
+  try {
+    tun = KernelTun.open(name, { vnetHdr: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+    log.warn({ tun: name, err: error }, 'the kernel refused IFF_VNET_HDR; running without TUN offloads');
+    return KernelTun.open(name);
+  }
+  try {
+    tun.enableOffloads();
+  } catch (error) {
+    tun.close();
+    throw error;
+  }
+  return tun;
+}
+
+/** One line saying which offloads are in use, so a slow node is explained by its log. */
+function logOffloads(settings: DataplaneSettings, tun: KernelTun, udp: KernelUdp, log: Logger): void {
+  const granted = tun.offloadNames();
+  const summary = {
+    tun: tun.vnetHdr ? granted.join('+') || 'none' : 'off',
+    udpGso: udp.gso,
+    udpGro: udp.gro,
+  };
+  if (!settings.offload) log.info(summary, 'data-plane offloads turned off (--offload off)');
+  else if (!tun.vnetHdr || !granted.includes('tso4') || !udp.gso || !udp.gro)
+    log.warn(summary, 'some data-plane offloads are unavailable; throughput will be lower');
+  else log.info(summary, 'data-plane offloads on');
 }

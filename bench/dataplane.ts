@@ -5,32 +5,40 @@ import { parseArgs } from 'node:util';
 import { startAgentOn } from '../test/helpers/agent.js';
 import type { NetnsGroup } from '../test/helpers/netns.js';
 import type { TwoNodeTopology } from '../test/helpers/topology.js';
-import { QUICK_MEASURE_OPTIONS } from './measure.js';
+import { ALL_TESTS, QUICK_MEASURE_OPTIONS, type TestName } from './measure.js';
 import { type BenchMode, kernelVxlanGpeMode, routedMode, runComparison } from './topology.js';
 
 /**
  * `npm run bench`: weft against plain routing (the limit) and the kernel's VXLAN-GPE (the same
  * wire format done in the kernel), each on a fresh two-node topology, in one run.
  */
-const weftMode: BenchMode = {
-  name: 'weft',
-  podMtu: 1464,
-  async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
-    const agents = [await startAgentOn(group, topo, 0), await startAgentOn(group, topo, 1)];
-    return {
-      pids: agents.map((a) => a.child.pid as number),
-      undo: async () => {
-        for (const agent of agents) await group.stop(agent.child);
-      },
-    };
-  },
-};
+function weftMode(name: string, flags: string[]): BenchMode {
+  return {
+    name,
+    podMtu: 1464,
+    async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
+      const agents = [
+        await startAgentOn(group, topo, 0, { flags }),
+        await startAgentOn(group, topo, 1, { flags }),
+      ];
+      return {
+        pids: agents.map((a) => a.child.pid as number),
+        undo: async () => {
+          for (const agent of agents) await group.stop(agent.child);
+        },
+      };
+    },
+  };
+}
 
 const modes: Record<string, BenchMode> = {
   routed: routedMode,
   'vxlan-gpe': kernelVxlanGpeMode,
-  weft: weftMode,
+  weft: weftMode('weft', []),
+  /** Not run by default: the per-packet path, to show what the offloads bring. */
+  'weft-offload-off': weftMode('weft-offload-off', ['--offload', 'off']),
 };
+const DEFAULT_MODES = ['routed', 'vxlan-gpe', 'weft'];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -40,9 +48,18 @@ const { values, positionals } = parseArgs({
     reps: { type: 'string' },
     out: { type: 'string' },
     'no-lock': { type: 'boolean' },
+    tests: { type: 'string' },
+    'quiet-pct': { type: 'string' },
+    'quiet-wait': { type: 'string' },
   },
 });
-const selected = positionals.length > 0 ? positionals : Object.keys(modes);
+const selected = positionals.length > 0 ? positionals : DEFAULT_MODES;
+const tests = values.tests?.split(',') ?? ALL_TESTS;
+const unknownTests = tests.filter((t) => !(ALL_TESTS as readonly string[]).includes(t));
+if (unknownTests.length > 0) {
+  console.error(`bench: unknown test(s) ${unknownTests.join(', ')}; choose from ${ALL_TESTS.join(', ')}`);
+  process.exit(2);
+}
 const unknown = selected.filter((name) => !(name in modes));
 if (unknown.length > 0) {
   console.error(`bench: unknown mode(s) ${unknown.join(', ')}; choose from ${Object.keys(modes).join(', ')}`);
@@ -57,6 +74,9 @@ const { comparison, table } = await runComparison(
     ...(values.duration ? { durationSec: Number(values.duration) } : {}),
     ...(values.reps ? { reps: Number(values.reps) } : {}),
     ...(values['no-lock'] ? { lockFile: null } : {}),
+    ...(values['quiet-pct'] ? { quietPct: Number(values['quiet-pct']) } : {}),
+    ...(values['quiet-wait'] ? { quietMaxWaitSec: Number(values['quiet-wait']) } : {}),
+    tests: tests as TestName[],
     reference: selected.includes('vxlan-gpe') ? 'vxlan-gpe' : selected[0],
     log: (message) => console.error(`[bench] ${message}`),
   },

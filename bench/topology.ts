@@ -174,6 +174,14 @@ const COLUMNS: readonly Column[] = [
   { title: 'UDP loss %', cell: (r) => fixed(r.summary?.udpLossPct, 1) },
   { title: 'RTT ms', cell: (r) => fixed(r.summary?.pingMedianMs, 3) },
   {
+    title: 'CPU %/Gbit/s',
+    cell: (r) => {
+      const s = r.summary;
+      if (!s?.tcp1Gbps || s.tcp1ProcessCpuPct.length === 0) return '-';
+      return fixed(s.tcp1ProcessCpuPct.reduce((a, b) => a + b, 0) / s.tcp1Gbps, 1);
+    },
+  },
+  {
     title: 'proc CPU % (tcp1)',
     cell: (r) => r.summary?.tcp1ProcessCpuPct.map((p) => fixed(p, 0)).join(' + ') || '-',
   },

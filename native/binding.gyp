@@ -2,12 +2,12 @@
   "targets": [
     {
       "target_name": "weft_dp",
-      "sources": ["weft_dp.c"],
+      "sources": ["weft_dp.c", "gso.c"],
       "cflags_c": ["-std=gnu11"],
       "configurations": {
         "Release": {
           "cflags!": ["-O3"],
-          "cflags": ["-O2", "-Wall"]
+          "cflags": ["-O2", "-ftree-vectorize", "-Wall"]
         }
       }
     }

@@ -28,6 +28,18 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "gso.h"
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
 /* Length reported for a packet that did not fit its slot; 0 stays a real (empty) length. */
 #define TRUNCATED_LENGTH UINT32_MAX
 
@@ -452,11 +464,12 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   char address_text[INET_ADDRSTRLEN];
   int64_t port;
   int rcvbuf = 0, sndbuf = 0;
+  bool gro = false;
   struct sockaddr_in address;
   if (!get_args(env, info, 3, argv)) return NULL;
   if (!get_short_string(env, argv[0], "bindAddress", address_text, sizeof address_text) ||
       !get_integer(env, argv[1], "port", 0, 65535, &port) || !get_size_option(env, argv[2], "rcvbuf", &rcvbuf) ||
-      !get_size_option(env, argv[2], "sndbuf", &sndbuf))
+      !get_size_option(env, argv[2], "sndbuf", &sndbuf) || !get_bool_option(env, argv[2], "gro", &gro))
     return NULL;
   memset(&address, 0, sizeof address);
   address.sin_family = AF_INET;
@@ -482,6 +495,14 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   set_named_property(env, result, "port", make_u32(env, ntohs(address.sin_port)));
   set_named_property(env, result, "rcvbuf", make_u32(env, (uint32_t)get_socket_int(fd, SO_RCVBUF)));
   set_named_property(env, result, "sndbuf", make_u32(env, (uint32_t)get_socket_int(fd, SO_SNDBUF)));
+  /* Both are optional kernel features (4.18 / 5.0): report what this kernel grants, never fail. */
+  int one = 1, segment = 0;
+  socklen_t size = sizeof segment;
+  napi_value granted;
+  napi_get_boolean(env, gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0, &granted);
+  set_named_property(env, result, "gro", granted);
+  napi_get_boolean(env, getsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, &size) == 0, &granted);
+  set_named_property(env, result, "gso", granted);
   return result;
 }
 
@@ -573,10 +594,21 @@ static bool is_reported_icmp_error(int err) {
          err == ENETDOWN || err == EMSGSIZE || err == EPROTO || err == ETIMEDOUT;
 }
 
+/* Room for the UDP_GRO control message (an int: the size of the coalesced segments). */
+typedef union {
+  char space[CMSG_SPACE(sizeof(int))];
+  struct cmsghdr align;
+} gro_control;
+
 static void fill_recv_chunk(struct mmsghdr *messages, struct iovec *iovecs, struct sockaddr_in *peers,
-                            const byte_view *buf, uint64_t slot_size, uint32_t first, unsigned count) {
+                            gro_control *controls, const byte_view *buf, uint64_t slot_size, uint32_t first,
+                            unsigned count) {
   memset(messages, 0, count * sizeof *messages);
   for (unsigned j = 0; j < count; j++) {
+    if (controls != NULL) {
+      messages[j].msg_hdr.msg_control = controls[j].space;
+      messages[j].msg_hdr.msg_controllen = sizeof controls[j].space;
+    }
     iovecs[j].iov_base = buf->data + (size_t)(first + j) * slot_size;
     iovecs[j].iov_len = slot_size;
     messages[j].msg_hdr.msg_name = &peers[j];
@@ -586,26 +618,45 @@ static void fill_recv_chunk(struct mmsghdr *messages, struct iovec *iovecs, stru
   }
 }
 
+/* The segment size of a datagram the kernel coalesced (UDP_GRO), or 0 for a plain datagram. */
+static uint32_t gro_segment_size(struct msghdr *header) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(header); c != NULL; c = CMSG_NXTHDR(header, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int size;
+      memcpy(&size, CMSG_DATA(c), sizeof size);
+      return size > 0 ? (uint32_t)size : 0;
+    }
+  }
+  return 0;
+}
+
 /*
- * udpRecvBatch(fd, buf, slotSize, max, offsets, lengths, addrs, ports) -> n
+ * udpRecvBatch(fd, buf, slotSize, max, offsets, lengths, addrs, ports, gsoSizes?) -> n
  * Datagram i lands at buf[i*slotSize]. A datagram longer than slotSize (MSG_TRUNC) is reported with
- * length TRUNCATED_LENGTH so the caller drops it.
+ * length TRUNCATED_LENGTH so the caller drops it. With gsoSizes (a socket opened with gro), entry i is
+ * the size of the segments datagram i was coalesced from (the last may be shorter), or 0.
  */
 static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
+  napi_value argv[9];
   int fd;
   byte_view buf;
   int64_t slot_size, max;
   u32_view offsets, lengths, addrs;
   u16_view ports;
-  if (!get_args(env, info, 8, argv)) return NULL;
+  u32_view gso_sizes = {NULL, 0};
+  napi_valuetype gso_type;
+  if (!get_args(env, info, 9, argv)) return NULL;
   if (!get_fd(env, argv[0], &fd) || !get_bytes(env, argv[1], "buf", &buf) ||
       !get_integer(env, argv[2], "slotSize", 1, UINT32_MAX, &slot_size) ||
       !get_integer(env, argv[3], "max", 0, UINT32_MAX, &max) || !get_u32s(env, argv[4], "offsets", &offsets) ||
       !get_u32s(env, argv[5], "lengths", &lengths) || !get_u32s(env, argv[6], "addrs", &addrs) ||
       !get_u16s(env, argv[7], "ports", &ports))
     return NULL;
+  napi_typeof(env, argv[8], &gso_type);
+  bool want_gso = gso_type != napi_undefined;
+  if (want_gso && !get_u32s(env, argv[8], "gsoSizes", &gso_sizes)) return NULL;
   size_t entries = offsets.length;
+  if (want_gso && gso_sizes.length < entries) entries = gso_sizes.length;
   if (lengths.length < entries) entries = lengths.length;
   if (addrs.length < entries) entries = addrs.length;
   if (ports.length < entries) entries = ports.length;
@@ -614,10 +665,11 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
   struct mmsghdr messages[MMSG_CHUNK];
   struct iovec iovecs[MMSG_CHUNK];
   struct sockaddr_in peers[MMSG_CHUNK];
+  gro_control controls[MMSG_CHUNK];
   uint32_t n = 0;
   while (n < max) {
     unsigned chunk = max - n < MMSG_CHUNK ? (unsigned)(max - n) : MMSG_CHUNK;
-    fill_recv_chunk(messages, iovecs, peers, &buf, (uint64_t)slot_size, n, chunk);
+    fill_recv_chunk(messages, iovecs, peers, want_gso ? controls : NULL, &buf, (uint64_t)slot_size, n, chunk);
     int r = recvmmsg(fd, messages, chunk, MSG_DONTWAIT, NULL);
     if (r < 0) {
       if (errno == EINTR || is_reported_icmp_error(errno)) continue;
@@ -631,10 +683,332 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
       lengths.data[n] = (header->msg_flags & MSG_TRUNC) ? TRUNCATED_LENGTH : messages[j].msg_len;
       addrs.data[n] = ntohl(peers[j].sin_addr.s_addr);
       ports.data[n] = ntohs(peers[j].sin_port);
+      if (want_gso) gso_sizes.data[n] = gro_segment_size(&messages[j].msg_hdr);
     }
     if ((unsigned)r < chunk) break; /* the queue is drained */
   }
   return make_u32(env, n);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Offloads: TUN super-packets out as UDP GSO trains, coalesced TCP segments into the TUN          */
+
+/* Largest UDP payload of one (GSO) datagram. */
+#define UDP_MAX_PAYLOAD 65507
+/* Linux accepts up to 64 segments per UDP_SEGMENT message before 6.1 (UDP_MAX_SEGMENTS). */
+#define UDP_MAX_SEGMENTS 64
+#define GSO_SEND_MESSAGES 256
+#define GSO_SEND_IOVECS (2 * GSO_MAX_SEGMENTS + GSO_SEND_MESSAGES)
+
+typedef union {
+  char space[CMSG_SPACE(sizeof(uint16_t))];
+  struct cmsghdr align;
+} segment_control;
+
+/* Per-thread scratch for one udpSendGso call: rebuilt headers, pieces and the sendmmsg vectors. */
+typedef struct {
+  uint8_t headers[GSO_MAX_SEGMENTS * GSO_HDR_SLOT];
+  gso_piece pieces[GSO_MAX_SEGMENTS];
+  struct iovec iovecs[GSO_SEND_IOVECS];
+  struct mmsghdr messages[GSO_SEND_MESSAGES];
+  struct sockaddr_in peers[GSO_SEND_MESSAGES];
+  segment_control controls[GSO_SEND_MESSAGES];
+  uint32_t message_segments[GSO_SEND_MESSAGES];
+  uint32_t used_segments, used_iovecs, used_messages;
+} gso_send_state;
+
+static __thread gso_send_state *send_state;
+
+static gso_send_state *get_send_state(void) {
+  if (send_state == NULL) send_state = calloc(1, sizeof *send_state);
+  return send_state;
+}
+
+typedef struct {
+  int fd;
+  uint32_t sent;   /* segments handed to the kernel */
+  bool stopped;    /* the socket buffer is full: the rest of the batch is not sent */
+  int error;       /* an errno that is neither per-message nor a full queue */
+} gso_send_result;
+
+/* sendmmsg of the queued messages; the header scratch stays valid (a packet may span two flushes). */
+static void flush_messages(gso_send_state *st, gso_send_result *res) {
+  uint32_t next = 0, count = st->used_messages;
+  while (next < count && !res->stopped && res->error == 0) {
+    int r = sendmmsg(res->fd, st->messages + next, count - next, MSG_DONTWAIT);
+    if (r > 0) {
+      for (int j = 0; j < r; j++) res->sent += st->message_segments[next + j];
+      next += (uint32_t)r;
+    } else if (r == 0 || is_queue_full(errno)) {
+      res->stopped = true;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (is_per_message_send_error(errno)) {
+      next++;
+    } else {
+      res->error = errno;
+    }
+  }
+  st->used_messages = 0;
+  st->used_iovecs = 0;
+}
+
+static void queue_message(gso_send_state *st, gso_send_result *res, const gso_piece *pieces, uint32_t count,
+                          uint32_t datagram_size, uint32_t addr, uint16_t port) {
+  if (st->used_messages == GSO_SEND_MESSAGES || st->used_iovecs + 2 * count > GSO_SEND_IOVECS)
+    flush_messages(st, res);
+  uint32_t m = st->used_messages++;
+  struct msghdr *h = &st->messages[m].msg_hdr;
+  memset(h, 0, sizeof *h);
+  struct iovec *iov = st->iovecs + st->used_iovecs;
+  uint32_t k = 0;
+  for (uint32_t j = 0; j < count; j++) {
+    iov[k++] = (struct iovec){(void *)pieces[j].hdr, pieces[j].hdr_len};
+    if (pieces[j].payload_len > 0) iov[k++] = (struct iovec){(void *)pieces[j].payload, pieces[j].payload_len};
+  }
+  st->used_iovecs += k;
+  st->peers[m] = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = {htonl(addr)}};
+  h->msg_name = &st->peers[m];
+  h->msg_namelen = sizeof st->peers[m];
+  h->msg_iov = iov;
+  h->msg_iovlen = k;
+  st->message_segments[m] = count;
+  if (count > 1) {
+    struct cmsghdr *c = &st->controls[m].align;
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t size = (uint16_t)datagram_size;
+    memcpy(CMSG_DATA(c), &size, sizeof size);
+    h->msg_control = st->controls[m].space;
+    h->msg_controllen = sizeof st->controls[m].space;
+  }
+}
+
+static bool get_gpe(napi_env env, napi_value value, byte_view *gpe) {
+  if (!get_bytes(env, value, "gpeHeader", gpe)) return false;
+  if (gpe->length != GPE_LEN) {
+    throw_range_error(env, "gpeHeader must be 8 bytes");
+    return false;
+  }
+  return true;
+}
+
+/*
+ * udpSendGso(fd, buf, offsets, lengths, addrs, ports, n, gpeHeader, maxSegments, segments) -> sent
+ * Packet i is one TUN read, [virtio_net_hdr][IPv4 packet]; it is segmented (TSO/USO) into datagrams
+ * of GPE header + inner packet with complete checksums, sent to addrs[i]:ports[i] as UDP_SEGMENT
+ * messages of up to maxSegments datagrams (1: one sendmmsg entry per datagram). segments[i] gets the
+ * number of inner packets packet i became (0: malformed, not sent). Returns the inner packets sent;
+ * a full socket buffer ends the batch. Throws on other errors (EIO: the device refused UDP GSO).
+ */
+static napi_value udp_send_gso(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  int fd;
+  byte_view buf, gpe;
+  u32_view offsets, lengths, addrs, segments;
+  u16_view ports;
+  int64_t count, max_segments;
+  if (!get_args(env, info, 10, argv)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_bytes(env, argv[1], "buf", &buf) ||
+      !get_u32s(env, argv[2], "offsets", &offsets) || !get_u32s(env, argv[3], "lengths", &lengths) ||
+      !get_u32s(env, argv[4], "addrs", &addrs) || !get_u16s(env, argv[5], "ports", &ports) ||
+      !get_integer(env, argv[6], "n", 0, UINT32_MAX, &count) || !get_gpe(env, argv[7], &gpe) ||
+      !get_integer(env, argv[8], "maxSegments", 1, UDP_MAX_SEGMENTS, &max_segments) ||
+      !get_u32s(env, argv[9], "segments", &segments))
+    return NULL;
+  if (!check_packets(env, &buf, &offsets, &lengths, (uint64_t)count)) return NULL;
+  if ((uint64_t)count > addrs.length || (uint64_t)count > ports.length || (uint64_t)count > segments.length)
+    return throw_range_error(env, "n exceeds the entries of addrs, ports or segments");
+  gso_send_state *st = get_send_state();
+  if (st == NULL) return throw_errno(env, ENOMEM, "udpSendGso");
+  gso_send_result res = {.fd = fd};
+  st->used_segments = st->used_iovecs = st->used_messages = 0;
+  uint32_t i = 0;
+  for (; i < count && !res.stopped && res.error == 0; i++) {
+    uint8_t *pkt = buf.data + offsets.data[i];
+    uint32_t segs = gso_count(pkt, lengths.data[i]);
+    segments.data[i] = segs;
+    if (segs == 0) continue;
+    if (st->used_segments + segs > GSO_MAX_SEGMENTS) {
+      flush_messages(st, &res);
+      st->used_segments = 0;
+      if (res.stopped || res.error) break;
+    }
+    gso_piece *pieces = st->pieces + st->used_segments;
+    uint32_t datagram_size;
+    gso_segment(pkt, lengths.data[i], gpe.data, st->headers + (size_t)st->used_segments * GSO_HDR_SLOT, pieces,
+                &datagram_size);
+    st->used_segments += segs;
+    uint32_t per_message = UDP_MAX_PAYLOAD / datagram_size;
+    if (per_message > (uint32_t)max_segments) per_message = (uint32_t)max_segments;
+    if (per_message == 0) per_message = 1;
+    for (uint32_t k = 0; k < segs; k += per_message) {
+      uint32_t take = segs - k < per_message ? segs - k : per_message;
+      queue_message(st, &res, pieces + k, take, datagram_size, addrs.data[i], ports.data[i]);
+    }
+  }
+  if (!res.stopped && res.error == 0) flush_messages(st, &res);
+  for (; i < count; i++) segments.data[i] = gso_count(buf.data + offsets.data[i], lengths.data[i]);
+  if (res.error != 0) return throw_errno(env, res.error, "sendmmsg");
+  return make_u32(env, res.sent);
+}
+
+/* Packet i's run of coalesced packets as iovecs: [vnet header (+ merged header)][payload...]. */
+static uint32_t gro_iovecs(const byte_view *buf, const u32_view *offsets, const u32_view *lengths, uint32_t i,
+                           uint32_t count, uint8_t *hdr, struct iovec *iov) {
+  uint32_t k = 0;
+  iov[k++] = (struct iovec){hdr, gro_build_header(buf->data, offsets->data, lengths->data, i, count, hdr)};
+  if (count == 1) {
+    iov[k++] = (struct iovec){buf->data + offsets->data[i], lengths->data[i]};
+    return k;
+  }
+  uint32_t skip = gro_payload_offset(buf->data + offsets->data[i]);
+  for (uint32_t j = i; j < i + count; j++)
+    iov[k++] = (struct iovec){buf->data + offsets->data[j] + skip, lengths->data[j] - skip};
+  return k;
+}
+
+#define GRO_HDR_SPACE (VNET_HDR_LEN + 120)
+
+static bool get_packet_list(napi_env env, napi_value *argv, byte_view *buf, u32_view *offsets, u32_view *lengths,
+                            int64_t *count) {
+  return get_bytes(env, argv[0], "buf", buf) && get_u32s(env, argv[1], "offsets", offsets) &&
+         get_u32s(env, argv[2], "lengths", lengths) && get_integer(env, argv[3], "n", 0, UINT32_MAX, count) &&
+         check_packets(env, buf, offsets, lengths, (uint64_t)*count);
+}
+
+/*
+ * tunWriteGro(fd, buf, offsets, lengths, n) -> packets written. For a TUN opened with vnetHdr:
+ * packets are whole inner IPv4 packets; consecutive TCP segments of one flow are written as one
+ * GSO super-packet (NEEDS_CSUM, the kernel completes the checksum), everything else alone with an
+ * empty virtio_net_hdr. A full queue ends the batch; a packet refused on its own is skipped.
+ */
+static napi_value tun_write_gro(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int fd;
+  byte_view buf;
+  u32_view offsets, lengths;
+  int64_t count;
+  if (!get_args(env, info, 5, argv)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_packet_list(env, argv + 1, &buf, &offsets, &lengths, &count)) return NULL;
+  uint8_t hdr[GRO_HDR_SPACE];
+  struct iovec iov[GRO_MAX_SEGMENTS + 1];
+  uint32_t written = 0;
+  for (uint32_t i = 0; i < count;) {
+    uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count);
+    uint32_t k = gro_iovecs(&buf, &offsets, &lengths, i, run, hdr, iov);
+    ssize_t r;
+    do r = writev(fd, iov, (int)k);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+      written += run;
+    } else if (is_queue_full(errno)) {
+      break;
+    } else if (!is_per_packet_write_error(errno)) {
+      return throw_errno(env, errno, "writev");
+    }
+    i += run;
+  }
+  return make_u32(env, written);
+}
+
+/* Appends iovecs to out at *used; false when they do not fit. */
+static bool flatten(const struct iovec *iov, uint32_t k, const byte_view *out, uint64_t *used) {
+  uint64_t total = 0;
+  for (uint32_t j = 0; j < k; j++) total += iov[j].iov_len;
+  if (*used + total > out->length) return false;
+  for (uint32_t j = 0; j < k; j++) {
+    memcpy(out->data + *used, iov[j].iov_base, iov[j].iov_len);
+    *used += iov[j].iov_len;
+  }
+  return true;
+}
+
+static bool record_output(napi_env env, const u32_view *offsets, const u32_view *lengths, uint32_t index,
+                          uint64_t start, uint64_t end) {
+  if (index >= offsets->length || index >= lengths->length) {
+    throw_range_error(env, "more output packets than outOffsets/outLengths entries");
+    return false;
+  }
+  offsets->data[index] = (uint32_t)start;
+  lengths->data[index] = (uint32_t)(end - start);
+  return true;
+}
+
+/*
+ * groCoalesce(buf, offsets, lengths, n, out, outOffsets, outLengths) -> packets out: what tunWriteGro
+ * would write, each [virtio_net_hdr][packet], copied into out (for tests and the in-memory TUN).
+ */
+static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  byte_view buf, out;
+  u32_view offsets, lengths, out_offsets, out_lengths;
+  int64_t count;
+  if (!get_args(env, info, 7, argv)) return NULL;
+  if (!get_packet_list(env, argv, &buf, &offsets, &lengths, &count) || !get_bytes(env, argv[4], "out", &out) ||
+      !get_u32s(env, argv[5], "outOffsets", &out_offsets) || !get_u32s(env, argv[6], "outLengths", &out_lengths))
+    return NULL;
+  uint8_t hdr[GRO_HDR_SPACE];
+  struct iovec iov[GRO_MAX_SEGMENTS + 1];
+  uint64_t used = 0;
+  uint32_t produced = 0;
+  for (uint32_t i = 0; i < count;) {
+    uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count);
+    uint32_t k = gro_iovecs(&buf, &offsets, &lengths, i, run, hdr, iov);
+    uint64_t start = used;
+    if (!flatten(iov, k, &out, &used)) return throw_range_error(env, "out is too small");
+    if (!record_output(env, &out_offsets, &out_lengths, produced++, start, used)) return NULL;
+    i += run;
+  }
+  return make_u32(env, produced);
+}
+
+/*
+ * gsoSegment(buf, offset, length, gpeHeader, out, outOffsets, outLengths) -> datagrams: the
+ * datagrams udpSendGso would send for one TUN read at buf[offset] (edited in place: the GPE
+ * header of an unsegmented packet overwrites the end of its virtio_net_hdr), copied into out. 0 when the packet is malformed.
+ */
+static napi_value gso_segment_js(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  byte_view buf, gpe, out;
+  u32_view out_offsets, out_lengths;
+  int64_t offset, length;
+  if (!get_args(env, info, 7, argv)) return NULL;
+  if (!get_bytes(env, argv[0], "buf", &buf) || !get_integer(env, argv[1], "offset", 0, UINT32_MAX, &offset) ||
+      !get_integer(env, argv[2], "length", 0, UINT32_MAX, &length) || !get_gpe(env, argv[3], &gpe) ||
+      !get_bytes(env, argv[4], "out", &out) || !get_u32s(env, argv[5], "outOffsets", &out_offsets) ||
+      !get_u32s(env, argv[6], "outLengths", &out_lengths))
+    return NULL;
+  if ((uint64_t)offset + (uint64_t)length > buf.length) return throw_range_error(env, "packet outside buf");
+  uint8_t *pkt = buf.data + offset;
+  uint32_t segs = gso_count(pkt, (uint32_t)length);
+  if (segs == 0) return make_u32(env, 0);
+  uint8_t *headers = malloc((size_t)segs * GSO_HDR_SLOT);
+  gso_piece *pieces = malloc((size_t)segs * sizeof *pieces);
+  if (headers == NULL || pieces == NULL) {
+    free(headers);
+    free(pieces);
+    return throw_errno(env, ENOMEM, "gsoSegment");
+  }
+  uint32_t datagram_size;
+  gso_segment(pkt, (uint32_t)length, gpe.data, headers, pieces, &datagram_size);
+  uint64_t used = 0;
+  bool ok = true;
+  for (uint32_t j = 0; j < segs && ok; j++) {
+    struct iovec iov[2] = {{(void *)pieces[j].hdr, pieces[j].hdr_len},
+                           {(void *)pieces[j].payload, pieces[j].payload_len}};
+    uint64_t start = used;
+    if (!flatten(iov, 2, &out, &used)) {
+      throw_range_error(env, "out is too small");
+      ok = false;
+    } else {
+      ok = record_output(env, &out_offsets, &out_lengths, j, start, used);
+    }
+  }
+  free(headers);
+  free(pieces);
+  return ok ? make_u32(env, segs) : NULL;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -824,7 +1198,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"tunOpen", tun_open},         {"tunSetOffload", tun_set_offload}, {"tunReadBatch", tun_read_batch},
       {"tunWriteBatch", tun_write_batch}, {"udpOpen", udp_open},      {"udpSendBatch", udp_send_batch},
       {"udpRecvBatch", udp_recv_batch}, {"pollStart", poll_start},   {"pollStop", poll_stop},
-      {"close", close_fd},
+      {"close", close_fd},         {"udpSendGso", udp_send_gso}, {"tunWriteGro", tun_write_gro},
+      {"groCoalesce", gro_coalesce}, {"gsoSegment", gso_segment_js},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value function;

@@ -23,6 +23,8 @@ export interface AgentConfig {
   /** Prometheus `/metrics`; null when off. */
   metricsListen: ListenAddress | null;
   peersFile: string;
+  /** Kernel offloads in the data plane (`--offload on|off`). */
+  offload: boolean;
 }
 
 export interface AgentFlags {
@@ -36,6 +38,7 @@ export interface AgentFlags {
   adminSocket?: string | undefined;
   healthListen?: string | undefined;
   metricsListen?: string | undefined;
+  offload?: string | undefined;
 }
 
 export const defaults = {
@@ -60,6 +63,7 @@ export type CommonSettings = Pick<
   | 'adminSocket'
   | 'healthListen'
   | 'metricsListen'
+  | 'offload'
 >;
 
 /** The flags both modes share: cluster range, data-plane port and VNI, device names, MTU, socket. */
@@ -76,7 +80,14 @@ export function buildCommonSettings(flags: AgentFlags): CommonSettings {
     adminSocket: flags.adminSocket ?? defaults.adminSocket,
     healthListen: parseListenAddress('--health-listen', flags.healthListen ?? defaults.healthListen),
     metricsListen: parseListenAddress('--metrics-listen', flags.metricsListen ?? defaults.metricsListen),
+    offload: parseOnOff('--offload', flags.offload ?? 'on'),
   };
+}
+
+function parseOnOff(flag: string, value: string): boolean {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new ConfigError(`${flag} ${value} must be on or off`);
 }
 
 /** Combines command-line flags with the peer file, checking everything a person could get wrong. */

@@ -35,6 +35,7 @@ export interface ClusterConfig {
   adminSocket: string;
   healthListen: ListenAddress | null;
   metricsListen: ListenAddress | null;
+  offload: boolean;
   /** `--kube-peers`: peers from Node objects, reclaim of deleted nodes (src/k8s). */
   kube: KubeSettings | undefined;
 }

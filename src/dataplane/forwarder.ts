@@ -1,6 +1,13 @@
 import { checkGpeDatagram, GPE_HEADER_LENGTH, gpeHeader, NextProtocol, WireVerdict } from '../wire/index.js';
 import { type DataplaneCounters, DropReason } from './counters.js';
-import { PacketBatch, TRUNCATED_LENGTH, type TunDevice, type UdpTransport } from './io.js';
+import {
+  PacketBatch,
+  PacketList,
+  TRUNCATED_LENGTH,
+  type TunDevice,
+  type UdpTransport,
+  VNET_HDR_LENGTH,
+} from './io.js';
 import { LOCAL, type RouteTable } from './route-table.js';
 
 export interface ForwarderOptions {
@@ -24,7 +31,14 @@ const DEFAULT_BATCH_SIZE = 64;
 const DEFAULT_BATCHES_PER_WAKEUP = 8;
 /** Room for the largest datagram we accept: anything longer is truncated by the kernel and dropped. */
 const SLOT_SIZE = 2048;
+/** Room for a TUN super-packet (virtio_net_hdr + 64 KB) or a GRO-coalesced datagram. */
+const OFFLOAD_SLOT_SIZE = VNET_HDR_LENGTH + 65536 + 6;
+/** Inner packets written to the TUN per call; received GRO trains are split into this list. */
+const DECAP_LIST_SIZE = 4096;
 const IPV4_MIN_HEADER = 20;
+const GSO_TYPE_NONE = 0;
+const GSO_TYPE_TCPV4 = 1;
+const GSO_TYPE_MASK = 0x7f;
 
 /**
  * The encapsulate/decapsulate loop. It makes no decisions of its own: the control plane hands it
@@ -46,6 +60,8 @@ export class Forwarder {
   private readonly batchesPerWakeup: number;
   private readonly txBatch: PacketBatch;
   private readonly rxBatch: PacketBatch;
+  /** Inner packets of the datagrams being received, ready for the TUN. */
+  private readonly decapList: PacketList;
   /** Peer index of each packet in the batch being sent, for per-peer counters. */
   private readonly txPeers: Int32Array;
   private running = false;
@@ -63,8 +79,9 @@ export class Forwarder {
     if (this.maxInnerSize + GPE_HEADER_LENGTH > SLOT_SIZE) {
       throw new RangeError(`overlay MTU ${this.maxInnerSize} is larger than the data plane supports`);
     }
-    this.txBatch = new PacketBatch(batchSize, SLOT_SIZE);
-    this.rxBatch = new PacketBatch(batchSize, SLOT_SIZE);
+    this.txBatch = new PacketBatch(batchSize, this.tun.vnetHdr ? OFFLOAD_SLOT_SIZE : SLOT_SIZE);
+    this.rxBatch = new PacketBatch(batchSize, this.udp.gro ? OFFLOAD_SLOT_SIZE : SLOT_SIZE);
+    this.decapList = new PacketList(this.rxBatch.buf, DECAP_LIST_SIZE);
     this.txPeers = new Int32Array(batchSize);
   }
 
@@ -97,7 +114,8 @@ export class Forwarder {
       if (read === 0) break;
       total += read;
       this.counters.tunReadBatch();
-      this.encapsulateBatch(batch, read);
+      if (this.tun.vnetHdr) this.encapsulateSuperPackets(batch, read);
+      else this.encapsulateBatch(batch, read);
       if (read < batch.capacity) break;
     }
     return total;
@@ -162,18 +180,97 @@ export class Forwarder {
     if (sent < out) counters.drop(DropReason.SendFailed, out - sent);
   }
 
-  private decapsulateBatch(batch: PacketBatch, received: number): void {
-    const { buf, offsets, lengths, addrs } = batch;
+  /**
+   * TUN reads in offload mode: [virtio_net_hdr][IPv4 packet or TSO/USO super-packet]. The lookup
+   * is per super-packet; segmentation, checksums and the GPE headers are the transport's.
+   */
+  private encapsulateSuperPackets(batch: PacketBatch, read: number): void {
+    const { buf, offsets, lengths, addrs, ports, segments } = batch;
     const routes = this.routes;
     const counters = this.counters;
     let out = 0;
+    for (let i = 0; i < read; i++) {
+      const offset = offsets[i] as number;
+      const length = lengths[i] as number;
+      const ip = offset + VNET_HDR_LENGTH;
+      if (length === TRUNCATED_LENGTH || this.largestSegment(buf, offset, length) > this.maxInnerSize) {
+        counters.drop(DropReason.Oversize);
+        continue;
+      }
+      if (length < VNET_HDR_LENGTH + IPV4_MIN_HEADER || (buf[ip] as number) >> 4 !== 4) {
+        counters.drop(DropReason.NoRoute);
+        continue;
+      }
+      const peer = routes.lookup(buf.readUInt32BE(ip + 16));
+      if (peer < 0) {
+        counters.drop(DropReason.NoRoute);
+        continue;
+      }
+      offsets[out] = offset;
+      lengths[out] = length;
+      addrs[out] = routes.peerAddrs[peer] as number;
+      ports[out] = routes.peerPorts[peer] as number;
+      this.txPeers[out] = peer;
+      out++;
+    }
+    if (out === 0) return;
+    batch.count = out;
+    const sent = this.udp.sendSegmented(batch, this.header);
+    let planned = 0;
     let bytes = 0;
+    for (let i = 0; i < out; i++) {
+      const count = segments[i] as number;
+      if (count === 0) {
+        counters.drop(DropReason.Malformed);
+        continue;
+      }
+      const innerBytes = this.segmentedBytes(buf, offsets[i] as number, lengths[i] as number, count);
+      routes.countTx(this.txPeers[i] as number, innerBytes, count);
+      planned += count;
+      bytes += innerBytes;
+    }
+    counters.encapsulated(sent, sent === planned ? bytes : Math.round((bytes * sent) / planned));
+    if (sent < planned) counters.drop(DropReason.SendFailed, planned - sent);
+  }
+
+  /** The largest inner packet a TUN read becomes: itself, or header + MSS for a super-packet. */
+  private largestSegment(buf: Buffer, offset: number, length: number): number {
+    const gsoType = (buf[offset + 1] as number) & GSO_TYPE_MASK;
+    if (gsoType === GSO_TYPE_NONE) return length - VNET_HDR_LENGTH;
+    return this.headerLength(buf, offset, gsoType) + buf.readUInt16LE(offset + 4);
+  }
+
+  private headerLength(buf: Buffer, offset: number, gsoType: number): number {
+    const ip = offset + VNET_HDR_LENGTH;
+    const ihl = ((buf[ip] as number) & 15) * 4;
+    const l4 = gsoType === GSO_TYPE_TCPV4 ? ((buf[ip + ihl + 12] as number) >> 4) * 4 : 8;
+    return ihl + l4;
+  }
+
+  /** Bytes of the inner packets a TUN read became: the headers repeat in every segment. */
+  private segmentedBytes(buf: Buffer, offset: number, length: number, count: number): number {
+    const gsoType = (buf[offset + 1] as number) & GSO_TYPE_MASK;
+    const extraHeaders =
+      gsoType === GSO_TYPE_NONE ? 0 : (count - 1) * this.headerLength(buf, offset, gsoType);
+    return length - VNET_HDR_LENGTH + extraHeaders;
+  }
+
+  /**
+   * Validates every received datagram, or every segment of a GRO-coalesced one, and writes the
+   * inner packets that pass to the TUN.
+   */
+  private decapsulateBatch(batch: PacketBatch, received: number): void {
+    const { offsets, lengths, addrs, segments } = batch;
+    const routes = this.routes;
+    const counters = this.counters;
+    const gro = this.udp.gro;
     for (let i = 0; i < received; i++) {
       const offset = offsets[i] as number;
       const length = lengths[i] as number;
       const peer = routes.peerBySender(addrs[i] as number);
+      const segmentSize = gro ? (segments[i] as number) : 0;
       if (peer < 0) {
-        counters.drop(DropReason.UnknownSender);
+        counters.drop(DropReason.UnknownSender, segmentSize > 0 ? Math.ceil(length / segmentSize) : 1);
         continue;
       }
       // Larger than any datagram we accept, e.g. an unsegmented GSO train from a peer whose
@@ -182,46 +279,64 @@ export class Forwarder {
         counters.drop(DropReason.Oversize);
         continue;
       }
-      const verdict = checkGpeDatagram(buf, offset, length, this.vni);
-      if (verdict !== WireVerdict.Ok) {
-        counters.drop(verdict === WireVerdict.WrongVni ? DropReason.WrongVni : DropReason.Malformed);
+      if (segmentSize === 0 || segmentSize >= length) {
+        this.acceptDatagram(offset, length, peer);
         continue;
       }
-      const inner = offset + GPE_HEADER_LENGTH;
-      if ((buf[inner] as number) >> 4 !== 4) {
-        counters.drop(DropReason.NoRoute);
-        continue;
+      for (let at = 0; at < length; at += segmentSize) {
+        this.acceptDatagram(offset + at, Math.min(segmentSize, length - at), peer);
       }
-      if (routes.lookup(buf.readUInt32BE(inner + 12)) !== peer) {
-        counters.drop(DropReason.SpoofedSource);
-        continue;
-      }
-      if (routes.lookup(buf.readUInt32BE(inner + 16)) !== LOCAL) {
-        counters.drop(DropReason.NoRoute);
-        continue;
-      }
-      if (buf[inner + 8] === 0) {
-        counters.drop(DropReason.TtlExpired);
-        continue;
-      }
-      // The IPv4 total length (already checked to fit) drops any padding after the packet.
-      const innerLength = buf.readUInt16BE(inner + 2);
-      offsets[out] = inner;
-      lengths[out] = innerLength;
-      routes.countRx(peer, innerLength);
-      bytes += innerLength;
-      out++;
     }
-    if (out === 0) return;
-    batch.count = out;
-    const written = this.tun.writeBatch(batch);
-    if (written === out) {
-      counters.decapsulated(out, bytes);
+    this.flushDecapsulated();
+  }
+
+  /** Checks one datagram from `peer` and queues its inner packet for the TUN, or counts the drop. */
+  private acceptDatagram(offset: number, length: number, peer: number): void {
+    const buf = this.rxBatch.buf;
+    const routes = this.routes;
+    const counters = this.counters;
+    const verdict = checkGpeDatagram(buf, offset, length, this.vni);
+    if (verdict !== WireVerdict.Ok) {
+      counters.drop(verdict === WireVerdict.WrongVni ? DropReason.WrongVni : DropReason.Malformed);
       return;
     }
+    const inner = offset + GPE_HEADER_LENGTH;
+    if ((buf[inner] as number) >> 4 !== 4) {
+      counters.drop(DropReason.NoRoute);
+      return;
+    }
+    if (routes.lookup(buf.readUInt32BE(inner + 12)) !== peer) {
+      counters.drop(DropReason.SpoofedSource);
+      return;
+    }
+    if (routes.lookup(buf.readUInt32BE(inner + 16)) !== LOCAL) {
+      counters.drop(DropReason.NoRoute);
+      return;
+    }
+    if (buf[inner + 8] === 0) {
+      counters.drop(DropReason.TtlExpired);
+      return;
+    }
+    // The IPv4 total length (already checked to fit) drops any padding after the packet.
+    const innerLength = buf.readUInt16BE(inner + 2);
+    const list = this.decapList;
+    if (list.count === list.capacity) this.flushDecapsulated();
+    list.offsets[list.count] = inner;
+    list.lengths[list.count] = innerLength;
+    list.count++;
+    routes.countRx(peer, innerLength);
+  }
+
+  private flushDecapsulated(): void {
+    const list = this.decapList;
+    const out = list.count;
+    if (out === 0) return;
+    const { lengths } = list;
+    const written = this.tun.writeBatch(list);
+    list.count = 0;
     let writtenBytes = 0;
     for (let i = 0; i < written; i++) writtenBytes += lengths[i] as number;
-    counters.decapsulated(written, writtenBytes);
-    counters.drop(DropReason.TunWriteFailed, out - written);
+    this.counters.decapsulated(written, writtenBytes);
+    if (written < out) this.counters.drop(DropReason.TunWriteFailed, out - written);
   }
 }

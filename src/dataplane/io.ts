@@ -9,13 +9,27 @@
 /** The length a device reports for a packet that did not fit its slot (and was cut short). */
 export const TRUNCATED_LENGTH = 0xffffffff;
 
-/** A reusable set of packet slots. Slot i occupies buf[i*slotSize, (i+1)*slotSize). */
-export class PacketBatch {
-  readonly buf: Buffer;
+/** Packets 0..count-1 at offsets/lengths inside one buffer, e.g. inner packets inside received datagrams. */
+export class PacketList {
   /** Start of packet i inside {@link buf}. */
   readonly offsets: Uint32Array;
   /** Length of packet i in bytes. */
   readonly lengths: Uint32Array;
+  /** Number of valid entries. */
+  count = 0;
+
+  constructor(
+    readonly buf: Buffer,
+    readonly capacity: number,
+  ) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`batch capacity ${capacity}`);
+    this.offsets = new Uint32Array(capacity);
+    this.lengths = new Uint32Array(capacity);
+  }
+}
+
+/** A reusable set of packet slots. Slot i occupies buf[i*slotSize, (i+1)*slotSize). */
+export class PacketBatch extends PacketList {
   /**
    * Underlay IPv4 address of packet i as an unsigned 32-bit integer (network order value, i.e.
    * 10.0.0.1 = 0x0a000001): the sender after a receive, the destination before a send.
@@ -23,26 +37,31 @@ export class PacketBatch {
   readonly addrs: Uint32Array;
   /** Underlay UDP port of packet i: source after a receive, destination before a send. */
   readonly ports: Uint16Array;
-  /** Number of valid entries. */
-  count = 0;
+  /**
+   * After a receive on a socket with GRO: the size of the datagrams that datagram i was coalesced
+   * from (the last one may be shorter), 0 for a plain datagram. After a segmented send: how many
+   * inner packets super-packet i became (0: malformed, not sent).
+   */
+  readonly segments: Uint32Array;
 
   constructor(
-    readonly capacity: number,
+    capacity: number,
     readonly slotSize: number,
   ) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`batch capacity ${capacity}`);
     if (!Number.isInteger(slotSize) || slotSize < 64) throw new RangeError(`batch slot size ${slotSize}`);
-    this.buf = Buffer.alloc(capacity * slotSize);
-    this.offsets = new Uint32Array(capacity);
-    this.lengths = new Uint32Array(capacity);
+    super(Buffer.alloc(capacity * slotSize), capacity);
     this.addrs = new Uint32Array(capacity);
     this.ports = new Uint16Array(capacity);
+    this.segments = new Uint32Array(capacity);
   }
 
   slotStart(i: number): number {
     return i * this.slotSize;
   }
 }
+
+/** Size of the virtio_net_hdr in front of every packet read from a TUN with {@link TunDevice.vnetHdr}. */
+export const VNET_HDR_LENGTH = 10;
 
 /**
  * A layer-3 TUN device opened with IFF_TUN | IFF_NO_PI: every read returns one IP packet.
@@ -51,16 +70,22 @@ export class PacketBatch {
 export interface TunDevice {
   readonly name: string;
   /**
+   * Offload mode (IFF_VNET_HDR): every read starts with a {@link VNET_HDR_LENGTH}-byte
+   * virtio_net_hdr and may be a TCP/UDP super-packet of up to 64 KB to be segmented (by
+   * {@link UdpTransport.sendSegmented}); writes coalesce consecutive TCP segments of a flow.
+   */
+  readonly vnetHdr: boolean;
+  /**
    * Reads up to batch.capacity packets. Packet i is placed at slotStart(i) + headroom, so that a
    * header of up to `headroom` bytes can later be written in front of it without a copy. Sets
    * offsets, lengths and count; returns count (0 when nothing is waiting).
    */
   readBatch(batch: PacketBatch, headroom: number): number;
   /**
-   * Writes packets 0..count-1 (offsets/lengths). Returns how many the kernel accepted; the rest
-   * were refused (queue full or invalid) and are the caller's to count as dropped.
+   * Writes whole IP packets 0..count-1 (offsets/lengths). Returns how many the kernel accepted;
+   * the rest were refused (queue full or invalid) and are the caller's to count as dropped.
    */
-  writeBatch(batch: PacketBatch): number;
+  writeBatch(packets: PacketList): number;
   /** Calls `onReady` whenever the device has packets to read (level-triggered). */
   onReadable(onReady: () => void): void;
   close(): void;
@@ -80,6 +105,16 @@ export interface UdpTransport {
    * refused (socket buffer full) and are the caller's to count as dropped.
    */
   sendBatch(batch: PacketBatch): number;
+  /**
+   * Receive side offload: datagrams may arrive coalesced (UDP GRO), see {@link PacketBatch.segments}.
+   */
+  readonly gro: boolean;
+  /**
+   * Sends TUN reads 0..count-1 of a {@link TunDevice.vnetHdr} device to addrs[i]:ports[i], each
+   * segmented into GPE datagrams (header `gpeHeader`) with complete inner checksums, as UDP GSO
+   * trains where the kernel allows it. Sets batch.segments; returns the inner packets sent.
+   */
+  sendSegmented(batch: PacketBatch, gpeHeader: Uint8Array): number;
   onReadable(onReady: () => void): void;
   close(): void;
 }

@@ -1,5 +1,5 @@
 import { type WeftDpAddon, weftDp } from '../native/addon.js';
-import type { PacketBatch, TunDevice } from './io.js';
+import type { PacketBatch, PacketList, TunDevice } from './io.js';
 import { PolledFd } from './polled-fd.js';
 
 export interface KernelTunOptions {
@@ -16,11 +16,13 @@ export interface KernelTunOptions {
  */
 export class KernelTun implements TunDevice {
   private readonly fd: PolledFd;
+  private offloads = 0;
 
   private constructor(
     private readonly dp: WeftDpAddon,
     fd: number,
     readonly name: string,
+    readonly vnetHdr: boolean,
   ) {
     this.fd = new PolledFd(dp, fd, `TUN ${name}`);
   }
@@ -31,13 +33,44 @@ export class KernelTun implements TunDevice {
    */
   static open(name: string, opts: KernelTunOptions = {}): KernelTun {
     const dp = weftDp();
-    const tun = dp.tunOpen(name, { vnetHdr: opts.vnetHdr ?? false });
-    return new KernelTun(dp, tun.fd, tun.name);
+    const vnetHdr = opts.vnetHdr ?? false;
+    const tun = dp.tunOpen(name, { vnetHdr });
+    return new KernelTun(dp, tun.fd, tun.name, vnetHdr);
   }
 
   /** TUNSETOFFLOAD with TUN_F_* bits from the addon's `constants`. */
   setOffload(flags: number): void {
     this.dp.tunSetOffload(this.fd.open, flags);
+  }
+
+  /**
+   * Asks for the largest set of offloads this kernel grants (checksum + TSO4 + USO4, then without
+   * USO (Linux < 6.2), then checksum only, then none) and returns the granted TUN_F_* bits. Needs
+   * a device opened with vnetHdr. Any refusal other than EINVAL is thrown.
+   */
+  enableOffloads(): number {
+    const { TUN_F_CSUM, TUN_F_TSO4, TUN_F_USO4 } = this.dp.constants;
+    for (const flags of [TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4, TUN_F_CSUM | TUN_F_TSO4, TUN_F_CSUM, 0]) {
+      try {
+        this.setOffload(flags);
+        this.offloads = flags;
+        return flags;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+      }
+    }
+    return 0;
+  }
+
+  /** The offloads granted by {@link enableOffloads}, e.g. ['csum', 'tso4']. */
+  offloadNames(): string[] {
+    const { TUN_F_CSUM, TUN_F_TSO4, TUN_F_USO4 } = this.dp.constants;
+    const names: [number, string][] = [
+      [TUN_F_CSUM, 'csum'],
+      [TUN_F_TSO4, 'tso4'],
+      [TUN_F_USO4, 'uso4'],
+    ];
+    return names.filter(([flag]) => (this.offloads & flag) !== 0).map(([, name]) => name);
   }
 
   readBatch(batch: PacketBatch, headroom: number): number {
@@ -53,8 +86,9 @@ export class KernelTun implements TunDevice {
     return batch.count;
   }
 
-  writeBatch(batch: PacketBatch): number {
-    return this.dp.tunWriteBatch(this.fd.open, batch.buf, batch.offsets, batch.lengths, batch.count);
+  writeBatch(packets: PacketList): number {
+    const write = this.vnetHdr ? this.dp.tunWriteGro : this.dp.tunWriteBatch;
+    return write(this.fd.open, packets.buf, packets.offsets, packets.lengths, packets.count);
   }
 
   /** Replaces any earlier callback. */

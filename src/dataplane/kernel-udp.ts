@@ -4,6 +4,9 @@ import { PolledFd } from './polled-fd.js';
 
 export type KernelUdpOptions = UdpOpenOptions;
 
+/** Datagrams per UDP GSO message: the kernel limit before 6.1 (64) is above what 64 KB allows at MTU 1500 (44). */
+const MAX_GSO_SEGMENTS = 64;
+
 /**
  * A non-blocking IPv4 UDP socket driven through the native addon (sendmmsg/recvmmsg).
  *
@@ -21,15 +24,70 @@ export class KernelUdp implements UdpTransport {
     /** Socket buffer sizes the kernel granted. */
     readonly rcvbuf: number,
     readonly sndbuf: number,
+    readonly gro: boolean,
+    /** UDP GSO messages carry up to this many datagrams; 1 means one sendmmsg entry per datagram. */
+    private gsoSegments: number,
+    private readonly onGsoRefused: (error: Error) => void,
   ) {
     this.fd = new PolledFd(dp, fd, `UDP socket ${localAddress}:${localPort}`);
   }
 
-  /** Binds `address`:`port` (SO_REUSEADDR); port 0 picks an ephemeral port, see {@link localPort}. */
-  static open(address: string, port: number, opts: KernelUdpOptions = {}): KernelUdp {
+  /**
+   * Binds `address`:`port` (SO_REUSEADDR); port 0 picks an ephemeral port, see {@link localPort}.
+   * `gro` asks for UDP GRO; `gso` (default true) allows UDP GSO sends where the kernel has them.
+   * `onGsoRefused` hears once when a send shows that the device refuses GSO (sends then go on without).
+   */
+  static open(
+    address: string,
+    port: number,
+    opts: KernelUdpOptions & { gso?: boolean; onGsoRefused?: (error: Error) => void } = {},
+  ): KernelUdp {
     const dp = weftDp();
-    const socket = dp.udpOpen(address, port, opts);
-    return new KernelUdp(dp, socket.fd, address, socket.port, socket.rcvbuf, socket.sndbuf);
+    const { gso, onGsoRefused, ...native } = opts;
+    const socket = dp.udpOpen(address, port, native);
+    const segments = (gso ?? true) && socket.gso ? MAX_GSO_SEGMENTS : 1;
+    return new KernelUdp(
+      dp,
+      socket.fd,
+      address,
+      socket.port,
+      socket.rcvbuf,
+      socket.sndbuf,
+      socket.gro,
+      segments,
+      onGsoRefused ?? (() => {}),
+    );
+  }
+
+  /** Whether sends use UDP GSO (false when off, unsupported, or refused by the device). */
+  get gso(): boolean {
+    return this.gsoSegments > 1;
+  }
+
+  sendSegmented(batch: PacketBatch, gpeHeader: Uint8Array): number {
+    const send = () =>
+      this.dp.udpSendGso(
+        this.fd.open,
+        batch.buf,
+        batch.offsets,
+        batch.lengths,
+        batch.addrs,
+        batch.ports,
+        batch.count,
+        gpeHeader,
+        this.gsoSegments,
+        batch.segments,
+      );
+    try {
+      return send();
+    } catch (error) {
+      // EIO: the route's device cannot checksum or segment UDP GSO trains. Datagrams the call
+      // sent before failing go out again; the inner TCP handles the duplicates.
+      if ((error as NodeJS.ErrnoException).code !== 'EIO' || this.gsoSegments === 1) throw error;
+      this.gsoSegments = 1;
+      this.onGsoRefused(error as Error);
+      return send();
+    }
   }
 
   recvBatch(batch: PacketBatch): number {
@@ -42,6 +100,7 @@ export class KernelUdp implements UdpTransport {
       batch.lengths,
       batch.addrs,
       batch.ports,
+      this.gro ? batch.segments : undefined,
     );
     return batch.count;
   }

@@ -155,9 +155,9 @@ export class RouteTable {
     return this.peerNames.length;
   }
 
-  countTx(peer: number, bytes: number): void {
+  countTx(peer: number, bytes: number, packets = 1): void {
     const base = peer * PEER_STAT_SLOTS;
-    addTo(this.peerStats, base + PeerStat.TxPackets, 1);
+    addTo(this.peerStats, base + PeerStat.TxPackets, packets);
     addTo(this.peerStats, base + PeerStat.TxBytes, bytes);
   }
 

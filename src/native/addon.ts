@@ -32,6 +32,8 @@ export interface UdpOpenOptions {
   rcvbuf?: number;
   /** SO_SNDBUF in bytes; as root SO_SNDBUFFORCE lifts the net.core.wmem_max cap. */
   sndbuf?: number;
+  /** Ask for UDP_GRO: the kernel may hand over several datagrams of one flow as one (see udpRecvBatch). */
+  gro?: boolean;
 }
 
 export interface UdpSocketInfo {
@@ -41,6 +43,10 @@ export interface UdpSocketInfo {
   /** Buffer sizes the kernel granted (it doubles the requested value for bookkeeping). */
   rcvbuf: number;
   sndbuf: number;
+  /** UDP_GRO was asked for and granted. */
+  gro: boolean;
+  /** The kernel knows UDP_SEGMENT (UDP GSO sends). */
+  gso: boolean;
 }
 
 /** TUNSETOFFLOAD bits. */
@@ -104,6 +110,51 @@ export interface WeftDpAddon {
     lengths: Uint32Array,
     addrs: Uint32Array,
     ports: Uint16Array,
+    gsoSizes?: Uint32Array,
+  ): number;
+  /**
+   * Segments TUN reads 0..n-1 ([virtio_net_hdr][IPv4], TSO/USO super-packets or single packets) into
+   * GPE datagrams with complete inner checksums and sends them to addrs[i]:ports[i] with sendmmsg, up
+   * to maxSegments datagrams per UDP_SEGMENT message (1 = no GSO). segments[i] gets how many inner
+   * packets packet i became (0: malformed, skipped). Returns the inner packets sent; a full socket
+   * buffer ends the batch. Throws EIO when the device refuses UDP GSO. Edits the packets in place.
+   */
+  udpSendGso(
+    fd: number,
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint32Array,
+    ports: Uint16Array,
+    n: number,
+    gpeHeader: Uint8Array,
+    maxSegments: number,
+    segments: Uint32Array,
+  ): number;
+  /**
+   * Writes whole IPv4 packets 0..n-1 to a vnetHdr TUN, consecutive TCP segments of one flow merged
+   * into GSO super-packets. Returns the packets accepted (as tunWriteBatch).
+   */
+  tunWriteGro(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, n: number): number;
+  /** What tunWriteGro would write, copied into `out` as [virtio_net_hdr][packet] each; returns the count. */
+  groCoalesce(
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    n: number,
+    out: Uint8Array,
+    outOffsets: Uint32Array,
+    outLengths: Uint32Array,
+  ): number;
+  /** What udpSendGso sends for one TUN read, copied into `out` one datagram each; 0 when malformed. */
+  gsoSegment(
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+    gpeHeader: Uint8Array,
+    out: Uint8Array,
+    outOffsets: Uint32Array,
+    outLengths: Uint32Array,
   ): number;
   /**
    * Calls `callback` on the calling thread's event loop whenever fd is readable (level-triggered).

@@ -1,0 +1,65 @@
+/*
+ * Segmentation and coalescing of IPv4 super-packets for the offload data path: pure functions on
+ * memory, no syscalls, so the addon's I/O calls and its test exports share one implementation.
+ */
+#ifndef WEFT_GSO_H
+#define WEFT_GSO_H
+
+#include <stdint.h>
+
+/* The virtio_net_hdr a TUN opened with IFF_VNET_HDR puts in front of every packet (native endian). */
+#define VNET_HDR_LEN 10
+/* One segment's rebuilt headers: GPE (8) + IPv4 (<= 60) + TCP (<= 60) or UDP (8), rounded up. */
+#define GSO_HDR_SLOT 128
+/* A super-packet with more segments than this is dropped as malformed (MSS below 16 bytes). */
+#define GSO_MAX_SEGMENTS 4096
+/* Coalesced runs stop at this many segments (and at 65535 bytes). */
+#define GRO_MAX_SEGMENTS 64
+#define GPE_LEN 8
+
+/* One datagram (GSO) or inner packet (GRO) as up to two pieces: rebuilt header + untouched payload. */
+typedef struct {
+  const uint8_t *hdr;
+  uint32_t hdr_len;
+  const uint8_t *payload;
+  uint32_t payload_len;
+} gso_piece;
+
+/* RFC 1071 one's-complement sum over bytes, in the native-order representation (fold at the end). */
+uint64_t csum_add(const uint8_t *data, uint32_t len, uint64_t sum);
+uint16_t csum_fold(uint64_t sum);
+
+/*
+ * How many segments the TUN read [vnet_hdr][IPv4 packet] of `len` bytes becomes; 0 when it is
+ * malformed or of a kind we do not segment (it is then dropped).
+ */
+uint32_t gso_count(const uint8_t *pkt, uint32_t len);
+
+/*
+ * Turns one TUN read into `count` GPE datagrams (count from gso_count). Headers are rebuilt in
+ * hdr_space (count * GSO_HDR_SLOT bytes) with complete inner checksums; payloads are referenced in
+ * place. A packet that needs no segmentation is finished in place (checksum, GPE header over the
+ * vnet header). *datagram_size is the size of every datagram but the last (for UDP_SEGMENT).
+ */
+void gso_segment(uint8_t *pkt, uint32_t len, const uint8_t gpe[GPE_LEN], uint8_t *hdr_space, gso_piece *pieces,
+                 uint32_t *datagram_size);
+
+/*
+ * The number of packets from index `first` (< n) that coalesce into one TCP super-packet (1 when
+ * packet `first` cannot be merged with the next). Packets are whole, validated IPv4 packets.
+ */
+uint32_t gro_run_length(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths, uint32_t first,
+                        uint32_t n);
+
+/*
+ * Writes the vnet header (and for count > 1 the merged IPv4/TCP header right after it) for the run
+ * [first, first+count) into hdr (VNET_HDR_LEN + 120 bytes) and returns the bytes written. The
+ * packet is then hdr followed by packet `first` whole (count 1) or every packet's TCP payload.
+ */
+uint32_t gro_build_header(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths, uint32_t first,
+                          uint32_t count, uint8_t *hdr);
+
+/* Offset of the TCP payload in packet p (whole IPv4/TCP packet that passed gro_run_length > 1). */
+uint32_t gro_payload_offset(const uint8_t *p);
+
+#endif

@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type AgentProcess, startAgentOn } from '../../helpers/agent.js';
+import { NetnsGroup } from '../../helpers/netns.js';
+import { describeAsRoot } from '../../helpers/privileges.js';
+import { downloadSha256, iperf3, serveFile } from '../../helpers/services.js';
+import { buildTwoNodeTopology, type TwoNodeTopology } from '../../helpers/topology.js';
+
+const POD_MTU = 1464;
+
+/**
+ * Node 1 runs with kernel offloads (TUN TSO super-packets segmented in userspace, UDP GSO/GRO,
+ * coalesced GSO writes), node 2 with `--offload off` (one packet per datagram). Every kind of
+ * traffic must cross both ways intact: what node 1 sends as GSO trains node 2 receives as plain
+ * datagrams, and node 2's plain datagrams are coalesced by node 1.
+ */
+describeAsRoot('offloads: an agent with offloads on talks to one with them off', () => {
+  let group: NetnsGroup;
+  let topo: TwoNodeTopology;
+  const agents: AgentProcess[] = [];
+
+  beforeAll(async () => {
+    await NetnsGroup.sweepStale('wt-offl');
+    group = NetnsGroup.create('offl');
+    topo = await buildTwoNodeTopology(group, { podMtu: POD_MTU });
+    agents.push(
+      await startAgentOn(group, topo, 0),
+      await startAgentOn(group, topo, 1, { flags: ['--offload', 'off'] }),
+    );
+  });
+
+  afterAll(async () => {
+    await group?.destroy();
+  });
+
+  const tso = async (node: string) =>
+    /tcp-segmentation-offload: (\w+)/.exec((await group.exec(node, ['ethtool', '-k', 'weft0'])).stdout)?.[1];
+
+  it('turns TUN segmentation offload on only where asked, and says so in the log', async () => {
+    expect(await tso('n1')).toBe('on');
+    expect(await tso('n2')).toBe('off');
+    expect(agents[0]?.log()).toContain('data-plane offloads on');
+    expect(agents[1]?.log()).toContain('offloads turned off');
+  });
+
+  it('carries TCP both ways byte for byte (sha256 of 8 MiB)', async () => {
+    for (const [server, client] of [
+      [topo.pods[1], topo.pods[0]],
+      [topo.pods[0], topo.pods[1]],
+    ] as const) {
+      const served = await serveFile(group, server.shortName, server.ip, randomBytes(8 * 1024 * 1024));
+      try {
+        expect(
+          await downloadSha256(group, client.shortName, served.url),
+          `${client.shortName} → ${server.shortName}`,
+        ).toBe(served.sha256);
+      } finally {
+        await served.stop();
+      }
+    }
+  });
+
+  it('carries ICMP at the MTU edges both ways, and IP fragments of larger packets', async () => {
+    const [p1, p2] = topo.pods;
+    for (const [from, to] of [
+      [p1, p2],
+      [p2, p1],
+    ] as const) {
+      for (const size of [0, 1, POD_MTU - 29, POD_MTU - 28]) {
+        await group.exec(from.shortName, [
+          'ping',
+          '-c',
+          '1',
+          '-W',
+          '2',
+          '-M',
+          'do',
+          '-s',
+          String(size),
+          to.ip,
+        ]);
+      }
+      // One byte over the MTU with DF is refused at the sender, as on any link.
+      const over = await group.exec(
+        from.shortName,
+        ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(POD_MTU - 27), to.ip],
+        { allowFail: true },
+      );
+      expect(over.code).not.toBe(0);
+      // Without DF the pod fragments; every fragment crosses and the reply is reassembled.
+      await group.exec(from.shortName, ['ping', '-c', '2', '-i', '0.2', '-W', '2', '-s', '5000', to.ip]);
+    }
+  });
+
+  it('carries UDP, fragmented and not, both ways', async () => {
+    const [p1, p2] = topo.pods;
+    for (const [server, client] of [
+      [p2, p1],
+      [p1, p2],
+    ] as const) {
+      for (const length of ['1400', '3000']) {
+        const end = await iperf3(group, server.shortName, client.shortName, server.ip, [
+          '-u',
+          '-b',
+          '20M',
+          '-l',
+          length,
+          '-t',
+          '1',
+        ]);
+        expect(
+          end.sum_received.bits_per_second,
+          `UDP ${length} B ${client.shortName} → ${server.shortName}`,
+        ).toBeGreaterThan(10e6);
+      }
+    }
+  });
+
+  it('dropped nothing as malformed or oversize on either side', async () => {
+    for (const agent of agents) {
+      const { dropped } = (await agent.status()).dataplane.counters;
+      expect(dropped.malformed).toBe(0);
+      expect(dropped.oversize).toBe(0);
+    }
+  });
+});

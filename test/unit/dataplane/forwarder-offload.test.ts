@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import { DataplaneCounters, DropReason } from '../../../src/dataplane/counters.js';
+import { FakeNetwork, FakeTun, type FakeUdp } from '../../../src/dataplane/fake/fake-io.js';
+import { Forwarder } from '../../../src/dataplane/forwarder.js';
+import { RouteTable } from '../../../src/dataplane/route-table.js';
+import { gpeDatagram } from '../../helpers/packets.js';
+import { checksumsValid, TCP_ACK, tcpPacket, tcpPayload, tunRead, VNET } from './offload-packets.js';
+
+const VNI = 1;
+const MTU = 1464;
+const MSS = 1412; // MTU - 20 IP - 20 TCP - 12 timestamps
+const a = { name: 'a', underlayAddress: '192.168.9.1', port: 4790, cidrs: ['10.32.1.0/24'] };
+const b = { name: 'b', underlayAddress: '192.168.9.2', port: 4790, cidrs: ['10.32.2.0/24'] };
+
+interface Node {
+  tun: FakeTun;
+  udp: FakeUdp;
+  counters: DataplaneCounters;
+}
+
+/** Two nodes; `offload` per node: TUN with virtio header, GRO and GSO on the socket. */
+function pair(offloadA: boolean, offloadB: boolean) {
+  const network = new FakeNetwork();
+  const make = (self: typeof a, peer: typeof a, offload: boolean): Node => {
+    const tun = new FakeTun(`tun-${self.name}`, { vnetHdr: offload });
+    const udp = network.socket(self.underlayAddress, self.port, { gro: offload, gso: offload });
+    const counters = new DataplaneCounters();
+    const routes = RouteTable.build({ localCidrs: self.cidrs, peers: [peer] });
+    new Forwarder({ tun, udp, counters, routes, vni: VNI, maxInnerSize: MTU }).start();
+    return { tun, udp, counters };
+  };
+  return { network, a: make(a, b, offloadA), b: make(b, a, offloadB) };
+}
+
+const timestamps = Buffer.from([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+function bulk(segments: number, seq = 1000): { packet: Buffer; payload: Buffer } {
+  const payload = Buffer.alloc(segments * MSS - 7);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+  return { payload, packet: tcpPacket({ seq, payload, options: timestamps }) };
+}
+
+describe('Forwarder with offloads (fake devices running the native segmentation and coalescing)', () => {
+  it('sends a TSO super-packet as one GSO train and writes it to the far TUN as one GSO packet', () => {
+    const { network, a: n1, b: n2 } = pair(true, true);
+    const { packet, payload } = bulk(40);
+    n1.tun.inject(tunRead(packet, MSS));
+
+    expect(network.log).toHaveLength(1); // 40 datagrams of ≤ 1472 bytes fit one 64 KB train
+    expect(network.log[0]?.gsoSize).toBe(8 + 20 + 32 + MSS);
+    expect(n2.tun.written).toHaveLength(1);
+    const written = n2.tun.written[0] as Buffer;
+    expect(written[1]).toBe(VNET.GsoTcpV4);
+    expect(written.readUInt16LE(4)).toBe(MSS);
+    expect(Buffer.compare(tcpPayload(written.subarray(10)), payload)).toBe(0);
+    expect(n1.counters.snapshot().encapsulated.packets).toBe(40);
+    expect(n1.counters.snapshot().encapsulated.bytes).toBe(packet.length + 39 * 52);
+    expect(n2.counters.snapshot().decapsulated).toEqual(n1.counters.snapshot().encapsulated);
+    expect(n2.counters.snapshot().droppedTotal).toBe(0);
+  });
+
+  it('talks to a peer with offloads off: it receives plain MTU-sized packets with valid checksums', () => {
+    const { network, a: on, b: off } = pair(true, false);
+    const { packet, payload } = bulk(5);
+    on.tun.inject(tunRead(packet, MSS));
+
+    expect(network.log).toHaveLength(1);
+    expect(off.tun.written).toHaveLength(5);
+    for (const p of off.tun.written) {
+      expect(p.length).toBeLessThanOrEqual(MTU);
+      expect(checksumsValid(p)).toEqual({ ip: true, l4: true });
+    }
+    expect(Buffer.compare(Buffer.concat(off.tun.written.map(tcpPayload)), payload)).toBe(0);
+  });
+
+  it('coalesces the plain datagrams of a peer with offloads off, received in one batch, into one GSO write', () => {
+    const { a: on } = pair(true, false);
+    const fromPeer = (seq: number, size: number) =>
+      gpeDatagram(
+        tcpPacket({ seq, source: '10.32.2.2', destination: '10.32.1.2', payload: Buffer.alloc(size, seq) }),
+        VNI,
+      );
+    // Queued without a wakeup, then one wakeup: the receive batch holds all six.
+    for (let i = 0; i < 5; i++) {
+      on.udp.received.push({
+        from: { address: 0xc0a80902, port: 4790 },
+        to: { address: 0xc0a80901, port: 4790 },
+        payload: fromPeer(1000 + i * 100, 100),
+      });
+    }
+    on.udp.injectFrom(b.underlayAddress, b.port, fromPeer(1500, 10));
+    expect(on.tun.written).toHaveLength(1);
+    expect(on.tun.written[0]?.[1]).toBe(VNET.GsoTcpV4);
+    expect(on.tun.written[0]?.readUInt16LE(4)).toBe(100);
+    expect(on.counters.snapshot().decapsulated.packets).toBe(6);
+  });
+
+  it('checks every segment of a GRO datagram on its own: a bad one is dropped, the rest delivered', () => {
+    const { a: on } = pair(true, true);
+    const good = (seq: number) =>
+      gpeDatagram(
+        tcpPacket({ seq, source: '10.32.2.2', destination: '10.32.1.2', payload: Buffer.alloc(100) }),
+        VNI,
+      );
+    const spoofed = gpeDatagram(
+      tcpPacket({ seq: 200, source: '10.32.7.7', destination: '10.32.1.2', payload: Buffer.alloc(100) }),
+      VNI,
+    );
+    const train = Buffer.concat([good(0), good(100), spoofed, good(300)]);
+    on.udp.enqueue({
+      from: { address: 0xc0a80902, port: 4790 },
+      to: { address: 0xc0a80901, port: 4790 },
+      payload: train,
+      gsoSize: good(0).length,
+    });
+    expect(on.counters.dropped(DropReason.SpoofedSource)).toBe(1);
+    expect(on.counters.snapshot().decapsulated.packets).toBe(3);
+    // The gap left by the dropped segment keeps the third one out of the coalesced run.
+    expect(on.tun.written.map((w) => w[1])).toEqual([VNET.GsoTcpV4, VNET.GsoNone]);
+  });
+
+  it('drops a super-packet whose segments would exceed the overlay MTU as oversize', () => {
+    const { network, a: n1 } = pair(true, true);
+    const { packet } = bulk(3);
+    n1.tun.inject(tunRead(packet, MTU));
+    expect(n1.counters.dropped(DropReason.Oversize)).toBe(1);
+    expect(network.log).toHaveLength(0);
+  });
+
+  it('counts a TUN read the addon cannot segment as malformed', () => {
+    const { network, a: n1 } = pair(true, true);
+    const read = tunRead(tcpPacket({ seq: 1, payload: Buffer.alloc(3000), flags: TCP_ACK }), 1000);
+    read[10 + 9] = 47; // GRE inside a TCPv4 GSO header
+    n1.tun.inject(read);
+    expect(n1.counters.dropped(DropReason.Malformed)).toBe(1);
+    expect(network.log).toHaveLength(0);
+  });
+});
