@@ -358,7 +358,8 @@ export class IpamNode {
     this.nowMs = Math.max(this.nowMs, nowMs);
     if (this.ringState === null) {
       if (this.seeding.kind === 'consensus') this.paxosTick();
-      this.maybeRequestRing();
+      // While our own proposal is out, every peer that has a ring answers its prepare with the ring.
+      if (this.attempt === null) this.maybeRequestRing();
       return;
     }
     this.reportFreeIfChanged(false);

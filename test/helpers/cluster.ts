@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getFromAgent, postToAgent } from '../../src/api/admin-client.js';
 import type { StatusReport } from '../../src/api/status-report.js';
-import { AGENT_ENTRY, requireBuiltAgent, waitFor } from './agent.js';
+import { AGENT_ENTRY, AGENT_NODE_FLAGS, requireBuiltAgent, waitFor } from './agent.js';
 import type { NetnsGroup } from './netns.js';
 
 const SWITCH = 'sw';
@@ -108,6 +108,7 @@ export class TestCluster {
     const peerList = peers ?? this.nodes.filter((n) => n !== node).map((n) => n.underlayIp);
     const argv = [
       process.execPath,
+      ...AGENT_NODE_FLAGS,
       AGENT_ENTRY,
       'run',
       '--name',
