@@ -19,7 +19,7 @@ import { DEFAULT_MEASURE_OPTIONS, waitForQuietMachine, withLock } from './measur
  *
  *   node dist/bench/cluster-convergence.js [--sizes 5,10,20] [--settle-s 10] [--idle-s 20]
  *     [--heartbeat-ms 5000] [--peer-timeout-ms 20000] [--seeds K] [--keep-logs DIR]
- *     [--agent-flag=--log-level --agent-flag=debug …]
+ *     [--agent-flag=--log-level --agent-flag=debug …] [--node-flag=--cpu-prof …]
  */
 const { values } = parseArgs({
   options: {
@@ -34,6 +34,8 @@ const { values } = parseArgs({
     'keep-logs': { type: 'string' },
     /** One more argument for every `agent run` (repeat it). */
     'agent-flag': { type: 'string', multiple: true, default: [] },
+    /** One more Node flag for every agent (repeat it). */
+    'node-flag': { type: 'string', multiple: true, default: [] },
   },
 });
 const sizes = (values.sizes ?? '').split(',').map(Number);
@@ -87,6 +89,7 @@ async function measure(size: number): Promise<Row> {
         values['peer-timeout-ms'] ?? '20000',
         ...(values['agent-flag'] ?? []),
       ],
+      nodeFlags: values['node-flag'] ?? [],
     });
     const seeds = Number(values.seeds);
     for (const node of cluster.nodes) {

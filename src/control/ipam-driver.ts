@@ -162,7 +162,9 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     const revision = this.ipam.revision;
     if (revision !== this.savedRevision) {
       try {
+        const started = performance.now();
         await this.save(this.options.stateDir, this.ipam.snapshot());
+        this.log.debug({ ms: Math.round(performance.now() - started), revision }, 'IPAM state saved');
       } catch (error) {
         // Nothing derived from unsaved state may leave the node: keep it for the next save.
         this.heldBack = outbox;

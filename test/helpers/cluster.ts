@@ -29,6 +29,8 @@ export interface ClusterPod {
 export interface ClusterOptions {
   /** Flags added to every `agent run`. */
   agentFlags?: string[];
+  /** Node flags added to AGENT_NODE_FLAGS (e.g. `--cpu-prof`). */
+  nodeFlags?: string[];
   /** Underlay /24 prefix, nodes get .1, .2, … Default 192.168.198. */
   underlayPrefix?: string;
   /** Short heartbeat and peer timeout so tests see failures quickly (default true). */
@@ -109,6 +111,7 @@ export class TestCluster {
     const argv = [
       process.execPath,
       ...AGENT_NODE_FLAGS,
+      ...(this.options.nodeFlags ?? []),
       AGENT_ENTRY,
       'run',
       '--name',
