@@ -761,7 +761,11 @@ export class IpamNode {
     if (this.attempt !== null && this.nowMs - this.attempt.progressAt >= this.timing.retryMs) {
       this.abandonAttempt();
     }
-    if (this.attempt !== null) return;
+    if (this.attempt !== null) {
+      // Peers learned while the prepare phase runs are asked too: more acceptors, fewer failed rounds.
+      if (this.attempt.value === null) this.sendPrepares(this.attempt);
+      return;
+    }
     // Rank only once a quorum is known: a node that saw only itself would rank itself first, and
     // every node would propose at once and duel.
     if (this.known.size < this.quorum) return;
@@ -779,16 +783,21 @@ export class IpamNode {
     this.changed();
     const proposal = { round: this.lastRound, proposer: this.peer };
     this.attempt = new ProposalAttempt(proposal, this.nowMs);
+    this.sendPrepares(this.attempt);
+    this.onAcceptorInput(this.peer, onPrepare(this.acceptor, proposal));
+  }
+
+  private sendPrepares(attempt: ProposalAttempt): void {
     for (const peer of this.known) {
-      if (peer === this.peer) continue;
+      if (peer === this.peer || attempt.asked.has(peer)) continue;
+      attempt.asked.add(peer);
       this.send(peer, {
         type: 'paxos-prepare',
         v: IPAM_PROTOCOL_VERSION,
         range: this.clusterRange,
-        proposal,
+        proposal: attempt.proposal,
       });
     }
-    this.onAcceptorInput(this.peer, onPrepare(this.acceptor, proposal));
   }
 
   /** Gives up the current attempt; the next one waits a jittered retry interval, or a tenth of it. */

@@ -77,6 +77,8 @@ export function onAccept(
 
 /** One proposal in flight. */
 export class ProposalAttempt {
+  /** Acceptors sent this proposal's prepare. */
+  readonly asked = new Set<string>();
   readonly promises = new Map<string, AcceptedValue | null>();
   readonly accepts = new Set<string>();
   value: string[] | null = null;

@@ -80,6 +80,23 @@ describe('consensus seeding (single-decree Paxos)', () => {
     expect(prepares(c).length).toBeGreaterThan(0);
   });
 
+  test('a proposer asks peers it learns of while its prepare phase runs', () => {
+    const a = consensus('a', 5);
+    a.setKnownPeers(['a', 'b', 'c']);
+    a.tick(0);
+    const preparedTo = () =>
+      a
+        .drainOutbox()
+        .filter((m) => m.message.type === 'paxos-prepare')
+        .map((m) => m.to);
+    expect(preparedTo()).toEqual(['b', 'c']);
+    a.setKnownPeers(['a', 'b', 'c', 'd']);
+    a.tick(500);
+    expect(preparedTo()).toEqual(['d']);
+    a.tick(1_000);
+    expect(preparedTo()).toEqual([]);
+  });
+
   test('an acceptor restarted from its snapshot keeps its promise (it cannot vote twice)', () => {
     const a = consensus('a', 3);
     a.setKnownPeers(['a', 'b']);
