@@ -1,9 +1,11 @@
 import '../src/util/polyfill.js';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { waitFor } from '../test/helpers/agent.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { NetnsGroup } from '../test/helpers/netns.js';
+import { DEFAULT_MEASURE_OPTIONS, waitForQuietMachine, withLock } from './measure.js';
 
 /**
  * Real agents (data plane, gossip and IPAM) in N node namespaces on one switch, all started at
@@ -16,7 +18,8 @@ import { NetnsGroup } from '../test/helpers/netns.js';
  * proportion to N and made 20 agents on 2 cores flap.
  *
  *   node dist/bench/cluster-convergence.js [--sizes 5,10,20] [--settle-s 10] [--idle-s 20]
- *     [--heartbeat-ms 5000] [--peer-timeout-ms 20000] [--seeds K]
+ *     [--heartbeat-ms 5000] [--peer-timeout-ms 20000] [--seeds K] [--keep-logs DIR]
+ *     [--agent-flag=--log-level --agent-flag=debug …] [--node-flag=--cpu-prof …]
  */
 const { values } = parseArgs({
   options: {
@@ -27,6 +30,12 @@ const { values } = parseArgs({
     'peer-timeout-ms': { type: 'string', default: '20000' },
     /** Give each agent only the first K nodes' addresses (0: every other node, as by default). */
     seeds: { type: 'string', default: '0' },
+    /** Copy every agent's log to DIR/<size>/ before the namespaces go. */
+    'keep-logs': { type: 'string' },
+    /** One more argument for every `agent run` (repeat it). */
+    'agent-flag': { type: 'string', multiple: true, default: [] },
+    /** One more Node flag for every agent (repeat it). */
+    'node-flag': { type: 'string', multiple: true, default: [] },
   },
 });
 const sizes = (values.sizes ?? '').split(',').map(Number);
@@ -36,6 +45,9 @@ const CLOCK_TICKS = 100;
 
 interface Row {
   agents: number;
+  /** How busy the machine was (percent of all cores) just before the agents started, and its load average. */
+  preBusyPct: number;
+  loadAvg1: number;
   /** From spawning all agents at once until the last one answers: 2 cores loading N Node processes. */
   bootSec: number | null;
   convergedSec: number | null;
@@ -59,8 +71,13 @@ function rssMb(pid: number): number {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
+const log = (message: string) => console.error(`[conv] ${message}`);
+
 async function measure(size: number): Promise<Row> {
   await NetnsGroup.sweepStale('wt-conv');
+  // Waits for other benchmarks' load to pass (at most 90 s): 20 agents booting need both cores.
+  const preBusyPct = await waitForQuietMachine({ ...DEFAULT_MEASURE_OPTIONS, quietPct: 25, log });
+  const loadAvg1 = loadavg()[0] as number;
   const group = NetnsGroup.create('conv');
   try {
     const cluster = await TestCluster.create(group, size, {
@@ -70,7 +87,9 @@ async function measure(size: number): Promise<Row> {
         values['heartbeat-ms'] ?? '5000',
         '--peer-timeout-ms',
         values['peer-timeout-ms'] ?? '20000',
+        ...(values['agent-flag'] ?? []),
       ],
+      nodeFlags: values['node-flag'] ?? [],
     });
     const seeds = Number(values.seeds);
     for (const node of cluster.nodes) {
@@ -120,11 +139,18 @@ async function measure(size: number): Promise<Row> {
     );
     const rss = pids.map(rssMb);
     const logs = cluster.nodes.map((n) => cluster.log(n.name));
+    const keepDir = values['keep-logs'];
+    if (keepDir !== undefined) {
+      mkdirSync(`${keepDir}/${size}`, { recursive: true });
+      for (const n of cluster.nodes) cpSync(n.logFile, `${keepDir}/${size}/${n.name}.log`);
+    }
     const count = (text: string) => logs.reduce((sum, log) => sum + log.split(text).length - 1, 0);
     // Reachability flaps (a peer timing out and coming back) show an overloaded cluster.
     console.error(`[conv] ${size} agents: ${count('"peer unreachable"')} peer-unreachable log lines in all`);
     return {
       agents: size,
+      preBusyPct,
+      loadAvg1,
       bootSec,
       convergedSec,
       rssMbMedian: median(rss),
@@ -138,14 +164,19 @@ async function measure(size: number): Promise<Row> {
 }
 
 const rows: Row[] = [];
-for (const size of sizes) {
-  console.error(`[conv] ${size} agents…`);
-  rows.push(await measure(size));
-}
-console.log('agents  all started after s  converged s after that  RSS MB p50/max  idle CPU % p50/max');
+// The lock the data-plane bench takes: two benchmarks on one box must not measure each other.
+await withLock(DEFAULT_MEASURE_OPTIONS.lockFile, log, async () => {
+  for (const size of sizes) {
+    log(`${size} agents…`);
+    rows.push(await measure(size));
+  }
+});
+console.log(
+  'agents  busy before %  load1  all started after s  converged s after that  RSS MB p50/max  idle CPU % p50/max',
+);
 for (const r of rows) {
   console.log(
-    `${String(r.agents).padStart(6)}  ${(r.bootSec?.toFixed(1) ?? '-').padStart(20)}  ${(r.convergedSec?.toFixed(1) ?? 'no').padStart(22)}  ${r.rssMbMedian.toFixed(0).padStart(6)}/${r.rssMbMax.toFixed(0).padEnd(7)}  ${r.idleCpuPctMedian.toFixed(1).padStart(6)}/${r.idleCpuPctMax.toFixed(1)}`,
+    `${String(r.agents).padStart(6)}  ${r.preBusyPct.toFixed(0).padStart(13)}  ${r.loadAvg1.toFixed(1).padStart(5)}  ${(r.bootSec?.toFixed(1) ?? '-').padStart(19)}  ${(r.convergedSec?.toFixed(1) ?? 'no').padStart(22)}  ${r.rssMbMedian.toFixed(0).padStart(6)}/${r.rssMbMax.toFixed(0).padEnd(7)}  ${r.idleCpuPctMedian.toFixed(1).padStart(6)}/${r.idleCpuPctMax.toFixed(1)}`,
   );
 }
 console.log(JSON.stringify(rows));

@@ -281,7 +281,8 @@ export async function machineBusyPct(): Promise<number> {
   return 100 - cpu.idle / CORES;
 }
 
-async function waitForQuietMachine(opts: MeasureOptions): Promise<number> {
+/** Waits (at most `quietMaxWaitSec`) until the machine is below `quietPct` busy; returns the last reading. */
+export async function waitForQuietMachine(opts: MeasureOptions): Promise<number> {
   const deadline = Date.now() + opts.quietMaxWaitSec * 1000;
   let busy = await machineBusyPct();
   while (busy > opts.quietPct && Date.now() < deadline) {

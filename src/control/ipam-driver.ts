@@ -2,17 +2,15 @@ import { EventEmitter } from 'node:events';
 import type { GossipChannel } from '../gossip/channel.js';
 import {
   type AllocateResult,
-  BROADCAST,
-  type IpamMessage,
   type IpamNode,
   type IpamSnapshot,
   type Outbound,
-  parseIpamMessage,
   type Ring,
   type RmpeerResult,
   saveIpamState,
 } from '../ipam/index.js';
 import type { Logger } from '../util/log.js';
+import { type Packet, packOutbox, unpack } from './ipam-wire.js';
 
 export interface IpamDriverOptions {
   ipam: IpamNode;
@@ -26,6 +24,8 @@ export interface IpamDriverOptions {
 
 export interface IpamDriverCounters {
   received: number;
+  /** Addressed to other peers and dropped unread. */
+  forOthers: number;
   rejected: number;
   sent: number;
   sendFailures: number;
@@ -34,9 +34,6 @@ export interface IpamDriverCounters {
 
 type DriverEvents = { 'ring-changed': []; 'save-failed': [Error] };
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
 /**
  * Drives the pure {@link IpamNode} over a gossip channel: feeds it time and validated messages,
  * and carries out what it asks for. The one rule that IPAM's safety rests on lives here: state
@@ -44,7 +41,14 @@ const decoder = new TextDecoder();
  * reported to the caller. Flushes run strictly one after another, so saves never race.
  */
 export class IpamDriver extends EventEmitter<DriverEvents> {
-  readonly counters: IpamDriverCounters = { received: 0, rejected: 0, sent: 0, sendFailures: 0, saves: 0 };
+  readonly counters: IpamDriverCounters = {
+    received: 0,
+    forOthers: 0,
+    rejected: 0,
+    sent: 0,
+    sendFailures: 0,
+    saves: 0,
+  };
   private readonly ipam: IpamNode;
   private readonly channel: GossipChannel;
   private readonly log: Logger;
@@ -74,10 +78,6 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
 
   start(): void {
     this.channel.onBroadcast((from, payload) => this.deliver(from, payload));
-    this.channel.onRequest(async (from, payload) => {
-      this.deliver(from, payload);
-      return undefined;
-    });
     const tick = () => this.background((ipam) => ipam.tick(this.now()));
     this.timer = setInterval(tick, this.options.tickIntervalMs ?? 500);
     tick();
@@ -125,30 +125,26 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
   }
 
   private deliver(from: string, payload: Uint8Array): void {
-    const message = this.decode(from, payload);
-    if (!message) return;
+    const unpacked = unpack(payload, this.ipam.peer);
+    if (unpacked.kind === 'elsewhere') {
+      this.counters.forOthers++;
+      return;
+    }
+    if (unpacked.kind === 'invalid') {
+      this.counters.rejected++;
+      if (!this.rejectedFrom.has(from)) {
+        this.rejectedFrom.add(from);
+        this.log.warn(
+          { peer: from, error: unpacked.error },
+          'dropping invalid IPAM message (logged once per peer)',
+        );
+      }
+      return;
+    }
     this.counters.received++;
+    const { message } = unpacked;
+    this.log.debug({ from, type: message.type }, 'IPAM message received');
     this.background((ipam) => ipam.receive(from, message));
-  }
-
-  private decode(from: string, payload: Uint8Array): IpamMessage | undefined {
-    let json: unknown;
-    try {
-      json = JSON.parse(decoder.decode(payload));
-    } catch {
-      json = undefined;
-    }
-    const parsed = json === undefined ? undefined : parseIpamMessage(json);
-    if (parsed?.ok) return parsed.message;
-    this.counters.rejected++;
-    if (!this.rejectedFrom.has(from)) {
-      this.rejectedFrom.add(from);
-      this.log.warn(
-        { peer: from, error: parsed && !parsed.ok ? parsed.error : 'not JSON' },
-        'dropping invalid IPAM message (logged once per peer)',
-      );
-    }
-    return undefined;
   }
 
   private flush(): Promise<void> {
@@ -166,7 +162,9 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     const revision = this.ipam.revision;
     if (revision !== this.savedRevision) {
       try {
+        const started = performance.now();
         await this.save(this.options.stateDir, this.ipam.snapshot());
+        this.log.debug({ ms: Math.round(performance.now() - started), revision }, 'IPAM state saved');
       } catch (error) {
         // Nothing derived from unsaved state may leave the node: keep it for the next save.
         this.heldBack = outbox;
@@ -178,12 +176,10 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
       this.counters.saves++;
       this.noticeRingChange();
     }
-    // Started, not awaited: an addressed message is a request/response round trip that may take up to
-    // the channel's timeout, and awaiting it here held every later save and message of this node
-    // behind the slowest peer (at 20 agents a Paxos round outlived its own retry timer before its
-    // prepares even left). Safety needs only the save above to come first.
-    for (const out of outbox) {
-      const sending = this.send(out.to, out.message).finally(() => this.sending.delete(sending));
+    // Started, not awaited: a publish under load can take a while, and no later save should wait
+    // for it. Safety needs only the save above to come first.
+    for (const packet of packOutbox(outbox)) {
+      const sending = this.send(packet).finally(() => this.sending.delete(sending));
       this.sending.add(sending);
     }
   }
@@ -195,15 +191,17 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     this.emit('ring-changed');
   }
 
-  private async send(to: string, message: IpamMessage): Promise<void> {
-    const payload = encoder.encode(JSON.stringify(message));
+  private async send(packet: Packet): Promise<void> {
     try {
-      if (to === BROADCAST) await this.channel.broadcast(payload);
-      else await this.channel.send(to, payload);
+      await this.channel.broadcast(packet.payload);
       this.counters.sent++;
+      this.log.debug({ to: packet.to ?? 'everyone', type: packet.type }, 'IPAM message sent');
     } catch (error) {
       this.counters.sendFailures++;
-      this.log.debug({ to, type: message.type, err: error }, 'IPAM message not delivered; IPAM retries');
+      this.log.debug(
+        { to: packet.to ?? 'everyone', type: packet.type, err: error },
+        'IPAM message not sent; IPAM retries',
+      );
     }
   }
 }

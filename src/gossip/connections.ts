@@ -52,6 +52,8 @@ interface Target {
   /** Identity the address must prove; only for targets known from topology records. */
   learnedPeerId: string | undefined;
   learnedAtMs: number;
+  /** Order among configured addresses not yet matched to a record: random, so nodes spread over seeds. */
+  seedRank: number;
   state: ConnectionState | 'idle';
   attempts: number;
   lastError: string | undefined;
@@ -62,10 +64,14 @@ interface Target {
 }
 
 /**
- * Keeps the node connected to its targets, like Weave's ConnectionMaker. Configured addresses (from
- * peer sources) are always dialed. Among peers learned from topology records exactly one side of each
- * chosen pair dials (see `chooseLearnedPeersToDial`), so pairs hold one connection and the degree stays
- * bounded as the cluster grows; a node short of connections also dials the others after a grace period.
+ * Keeps the node connected to its targets, like Weave's ConnectionMaker. Among peers learned from
+ * topology records exactly one side of each chosen pair dials (see `chooseLearnedPeersToDial`), so pairs
+ * hold one connection and the degree stays bounded as the cluster grows; a node short of connections
+ * also dials the others after a grace period. Configured addresses (from peer sources) are seeds: one
+ * whose node is known from a record follows the learned-peer rule like any other (it is kept, never
+ * dropped); the others are dialed, up to `targetDegree` new dials at a time (at least one), and
+ * retried for good. Dialing every configured address (in Kubernetes, every node) made a full mesh
+ * dialed from both ends, whose handshakes saturated the CPU of a 20-node boot.
  * Failed dials retry with capped, jittered exponential backoff. Dialing our own address is `failed`
  * for good. Connections themselves are libp2p's: the node reports them via `peerConnected` /
  * `peerDisconnected`, whichever side dialed.
@@ -162,6 +168,7 @@ export class ConnectionMaker {
         peerId: undefined,
         learnedPeerId: undefined,
         learnedAtMs: 0,
+        seedRank: this.random(),
         state: 'idle',
         attempts: 0,
         lastError: undefined,
@@ -195,18 +202,27 @@ export class ConnectionMaker {
 
     // Dials already under way keep their share of the fallback budget before idle targets claim it.
     const underWay = (target: Target) => target.state === 'connecting' || target.state === 'retrying';
-    undecided.sort((a, b) => Number(underWay(b)) - Number(underWay(a)));
+    undecided.sort((a, b) => Number(underWay(b)) - Number(underWay(a)) || a.seedRank - b.seedRank);
     let fallbackBudget = Math.max(0, this.options.minConnectedPeers - this.connectedPeers.size);
-    for (const target of undecided) {
-      const decision = this.classify(target);
+    const decisions = undecided.map((target) => ({ target, decision: this.classify(target) }));
+    let seedBudget =
+      Math.max(1, this.options.targetDegree - this.connectedPeers.size) -
+      decisions.filter(({ target, decision }) => decision === 'seed' && target.state === 'connecting').length;
+    for (const { target, decision } of decisions) {
+      if (decision === 'seed') {
+        if (underWay(target)) continue;
+        if (seedBudget <= 0) continue;
+        seedBudget -= 1;
+      }
       if (decision === 'fallback') {
         if (fallbackBudget > 0) fallbackBudget -= 1;
         else {
-          this.remove(target);
+          this.dropOrRest(target);
           continue;
         }
       }
       if (decision === 'drop') this.remove(target);
+      else if (decision === 'rest') this.rest(target);
       else if (typeof decision === 'object') nextGraceExpiry = Math.min(nextGraceExpiry, decision.afterMs);
       else if (!underWay(target)) this.scheduleDial(target);
     }
@@ -217,16 +233,31 @@ export class ConnectionMaker {
   }
 
   /**
-   * `dial`: configured, or ours to dial by the learned-peer rule. `fallback`: a learned peer that should
-   * dial us, worth dialing ourselves while short of connections once its grace period is over.
+   * `seed`: a configured address whose node no record names yet. `dial`: ours to dial by the
+   * learned-peer rule. `fallback`: a learned peer that should dial us, worth dialing ourselves while
+   * short of connections once its grace period is over. `rest`: a configured peer that others dial.
    */
-  private classify(target: Target): 'dial' | 'fallback' | 'drop' | { afterMs: number } {
-    if (isConfigured(target)) return 'dial';
-    if (target.learnedPeerId === undefined) return 'drop';
+  private classify(target: Target): 'seed' | 'dial' | 'fallback' | 'drop' | 'rest' | { afterMs: number } {
+    const configured = isConfigured(target);
+    if (target.learnedPeerId === undefined) return configured ? 'seed' : 'drop';
     if (this.learnedToDial.has(target.learnedPeerId)) return 'dial';
-    if (this.connectedPeers.size >= this.options.minConnectedPeers) return 'drop';
+    if (this.connectedPeers.size >= this.options.minConnectedPeers) return configured ? 'rest' : 'drop';
     const graceEndsAt = target.learnedAtMs + this.options.tieBreakGraceMs;
     return this.now() >= graceEndsAt ? 'fallback' : { afterMs: graceEndsAt };
+  }
+
+  private dropOrRest(target: Target): void {
+    if (isConfigured(target)) this.rest(target);
+    else this.remove(target);
+  }
+
+  /** Keeps a configured target without dialing it; a dial already in flight may finish. */
+  private rest(target: Target): void {
+    if (target.state === 'connecting') return;
+    clearTimeout(target.timer);
+    target.timer = undefined;
+    target.state = 'idle';
+    target.nextRetryAtMs = undefined;
   }
 
   private markEstablished(target: Target): void {

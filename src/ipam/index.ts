@@ -10,6 +10,7 @@ export {
 export { IpamStateError } from './errors.js';
 export {
   BROADCAST,
+  IPAM_PROTOCOL_VERSION,
   type IpamMessage,
   type IpamMessageType,
   type Outbound,

@@ -9,7 +9,8 @@ import type { Ring, RingEntry } from './ring.js';
  * other's messages. Validate anything received with parseIpamMessage before IpamNode.receive.
  */
 
-export const IPAM_PROTOCOL_VERSION = 1;
+/** 2: addressed messages travel as gossip broadcasts with a `to` list (src/control/ipam-wire.ts). */
+export const IPAM_PROTOCOL_VERSION = 2;
 const MAX_PEER_NAME = 256;
 const MAX_RING_ENTRIES = 1 << 20;
 

@@ -129,8 +129,12 @@ export class IpamNode {
   private highestRoundSeen = 0;
   private attempt: ProposalAttempt | null = null;
   private nextAttemptAt: number | null = null;
-  /** When this node last promised or accepted another proposer's proposal, or was rejected. */
-  private lastForeignPaxosAt = Number.NEGATIVE_INFINITY;
+  /**
+   * When a proposer that sorts before this node last showed Paxos activity (prepared, asked to accept,
+   * or outbid us). Proposers yield to lower names, so concurrent proposers (each ranking itself first
+   * in its partial view of a booting cluster) settle on one instead of duelling round after round.
+   */
+  private lastPreferredPaxosAt = Number.NEGATIVE_INFINITY;
   private readonly allocations = new AllocationTable();
   private conflictList: IpamConflict[] = [];
   private known = new Set<string>();
@@ -358,7 +362,8 @@ export class IpamNode {
     this.nowMs = Math.max(this.nowMs, nowMs);
     if (this.ringState === null) {
       if (this.seeding.kind === 'consensus') this.paxosTick();
-      this.maybeRequestRing();
+      // While our own proposal is out, every peer that has a ring answers its prepare with the ring.
+      if (this.attempt === null) this.maybeRequestRing();
       return;
     }
     this.reportFreeIfChanged(false);
@@ -392,11 +397,13 @@ export class IpamNode {
         return;
       case 'paxos-prepare':
         if (message.proposal.proposer === from) {
+          this.noticeProposer(from);
           this.onAcceptorInput(from, onPrepare(this.acceptor, message.proposal));
         }
         return;
       case 'paxos-accept':
         if (message.proposal.proposer === from) {
+          this.noticeProposer(from);
           this.onAcceptorInput(from, onAccept(this.acceptor, message.proposal, message.value));
         }
         return;
@@ -408,10 +415,7 @@ export class IpamNode {
         return;
       case 'paxos-reject':
         this.highestRoundSeen = Math.max(this.highestRoundSeen, message.promised.round);
-        if (this.isCurrentAttempt(message.proposal)) {
-          this.lastForeignPaxosAt = this.nowMs;
-          this.abandonAttempt();
-        }
+        if (this.isCurrentAttempt(message.proposal)) this.outbid(message.promised.proposer);
         return;
     }
   }
@@ -757,7 +761,11 @@ export class IpamNode {
     if (this.attempt !== null && this.nowMs - this.attempt.progressAt >= this.timing.retryMs) {
       this.abandonAttempt();
     }
-    if (this.attempt !== null) return;
+    if (this.attempt !== null) {
+      // Peers learned while the prepare phase runs are asked too: more acceptors, fewer failed rounds.
+      if (this.attempt.value === null) this.sendPrepares(this.attempt);
+      return;
+    }
     // Rank only once a quorum is known: a node that saw only itself would rank itself first, and
     // every node would propose at once and duel.
     if (this.known.size < this.quorum) return;
@@ -769,27 +777,49 @@ export class IpamNode {
         this.nowMs + (rank === 0 ? 0 : this.timing.retryMs * Math.min(rank, 3) * (1 + this.random()));
     }
     if (this.nowMs < this.nextAttemptAt) return;
-    // Another proposer is making progress: let it finish rather than duel with it.
-    if (this.nowMs - this.lastForeignPaxosAt < 2 * this.timing.retryMs) return;
+    // A proposer with a lower name is at work: let it finish rather than duel with it.
+    if (this.nowMs - this.lastPreferredPaxosAt < 2 * this.timing.retryMs) return;
     this.lastRound = Math.max(this.lastRound, this.highestRoundSeen, this.acceptor.promised?.round ?? 0) + 1;
     this.changed();
     const proposal = { round: this.lastRound, proposer: this.peer };
     this.attempt = new ProposalAttempt(proposal, this.nowMs);
+    this.sendPrepares(this.attempt);
+    this.onAcceptorInput(this.peer, onPrepare(this.acceptor, proposal));
+  }
+
+  private sendPrepares(attempt: ProposalAttempt): void {
     for (const peer of this.known) {
-      if (peer === this.peer) continue;
+      if (peer === this.peer || attempt.asked.has(peer)) continue;
+      attempt.asked.add(peer);
       this.send(peer, {
         type: 'paxos-prepare',
         v: IPAM_PROTOCOL_VERSION,
         range: this.clusterRange,
-        proposal,
+        proposal: attempt.proposal,
       });
     }
-    this.onAcceptorInput(this.peer, onPrepare(this.acceptor, proposal));
   }
 
-  private abandonAttempt(): void {
+  /** Gives up the current attempt; the next one waits a jittered retry interval, or a tenth of it. */
+  private abandonAttempt(soon = false): void {
     this.attempt = null;
-    this.nextAttemptAt = this.nowMs + this.timing.retryMs * (1 + this.random());
+    this.nextAttemptAt = this.nowMs + (this.timing.retryMs / (soon ? 10 : 1)) * (1 + this.random());
+  }
+
+  private noticeProposer(proposer: string): void {
+    if (proposer >= this.peer) return;
+    this.lastPreferredPaxosAt = this.nowMs;
+    this.attempt = null;
+  }
+
+  /** `proposer` holds a promise above our attempt: yield to a lower name, outbid a higher one soon. */
+  private outbid(proposer: string): void {
+    if (proposer < this.peer) {
+      this.lastPreferredPaxosAt = this.nowMs;
+      this.abandonAttempt();
+    } else {
+      this.abandonAttempt(true);
+    }
   }
 
   private isCurrentAttempt(proposal: Proposal): boolean {
@@ -806,14 +836,12 @@ export class IpamNode {
     if (step.state !== this.acceptor) {
       this.acceptor = step.state;
       this.changed();
-      if (from !== this.peer) {
-        this.lastForeignPaxosAt = this.nowMs;
-        if (
-          this.attempt !== null &&
-          compareProposals(step.state.promised as Proposal, this.attempt.proposal) > 0
-        ) {
-          this.attempt = null;
-        }
+      if (
+        from !== this.peer &&
+        this.attempt !== null &&
+        compareProposals(step.state.promised as Proposal, this.attempt.proposal) > 0
+      ) {
+        this.outbid(from);
       }
     }
     if (from !== this.peer) {
@@ -826,11 +854,12 @@ export class IpamNode {
 
   private onPromise(from: string, accepted: AcceptedValue | null): void {
     const attempt = this.attempt as ProposalAttempt;
+    // Replies trickling in under load are progress: only an attempt nobody answers times out.
+    attempt.progressAt = this.nowMs;
     const value = attempt.addPromise(from, accepted, this.quorum, () =>
       [...new Set([...this.known, ...attempt.promises.keys()])].sort(),
     );
     if (value === undefined) return;
-    attempt.progressAt = this.nowMs;
     for (const peer of attempt.promises.keys()) {
       if (peer === this.peer) continue;
       this.send(peer, {
@@ -845,6 +874,7 @@ export class IpamNode {
   }
 
   private onAccepted(from: string): void {
+    if (this.attempt !== null) this.attempt.progressAt = this.nowMs;
     const decided = this.attempt?.addAccept(from, this.quorum);
     if (decided === undefined || this.ringState !== null) return;
     const seedId = seedIdFor('consensus', this.clusterRange, decided);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeAbandonedTemps, writeFileAtomic } from '../util/atomic-file.js';
 import { formatCidr, parseCidr } from './address.js';
@@ -38,7 +39,7 @@ export function ipamStatePath(dir: string): string {
 }
 
 export async function saveIpamState(dir: string, snapshot: IpamSnapshot): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true });
   const stateJson = JSON.stringify(snapshot);
   const body = `{"format":"${ENVELOPE_FORMAT}","checksum":"${checksum(stateJson)}","state":${stateJson}}\n`;
   await writeFileAtomic(ipamStatePath(dir), body, 0o600);

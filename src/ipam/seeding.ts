@@ -77,10 +77,12 @@ export function onAccept(
 
 /** One proposal in flight. */
 export class ProposalAttempt {
+  /** Acceptors sent this proposal's prepare. */
+  readonly asked = new Set<string>();
   readonly promises = new Map<string, AcceptedValue | null>();
   readonly accepts = new Set<string>();
   value: string[] | null = null;
-  /** When the attempt last made progress (started, or reached the accept phase); it times out from here. */
+  /** When the attempt last made progress (started, or a promise or accept arrived); it times out from here. */
   progressAt: number;
 
   constructor(

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getFromAgent, postToAgent } from '../../src/api/admin-client.js';
 import type { StatusReport } from '../../src/api/status-report.js';
-import { AGENT_ENTRY, requireBuiltAgent, waitFor } from './agent.js';
+import { AGENT_ENTRY, AGENT_NODE_FLAGS, requireBuiltAgent, waitFor } from './agent.js';
 import type { NetnsGroup } from './netns.js';
 
 const SWITCH = 'sw';
@@ -29,6 +29,8 @@ export interface ClusterPod {
 export interface ClusterOptions {
   /** Flags added to every `agent run`. */
   agentFlags?: string[];
+  /** Node flags added to AGENT_NODE_FLAGS (e.g. `--cpu-prof`). */
+  nodeFlags?: string[];
   /** Underlay /24 prefix, nodes get .1, .2, … Default 192.168.198. */
   underlayPrefix?: string;
   /** Short heartbeat and peer timeout so tests see failures quickly (default true). */
@@ -108,6 +110,8 @@ export class TestCluster {
     const peerList = peers ?? this.nodes.filter((n) => n !== node).map((n) => n.underlayIp);
     const argv = [
       process.execPath,
+      ...AGENT_NODE_FLAGS,
+      ...(this.options.nodeFlags ?? []),
       AGENT_ENTRY,
       'run',
       '--name',
@@ -155,8 +159,10 @@ export class TestCluster {
     let last = '';
     await waitFor(
       async () => {
-        for (const name of names) {
-          const status = await this.status(name).catch((e: Error) => e);
+        // All at once: asked one after another, 20 busy agents took seconds per sweep.
+        const statuses = await Promise.all(names.map((name) => this.status(name).catch((e: Error) => e)));
+        for (const [i, status] of statuses.entries()) {
+          const name = names[i] as string;
           if (status instanceof Error) {
             last = `${name}: ${status.message}`;
             return false;

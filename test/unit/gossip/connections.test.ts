@@ -211,6 +211,43 @@ describe('ConnectionMaker', () => {
     expect(dialer.calls).toHaveLength(1);
   });
 
+  it('dials at most targetDegree unknown configured addresses at a time', async () => {
+    make({ targetDegree: 3, minConnectedPeers: 0 });
+    const pending = new Map<string, (peerId: string) => void>();
+    dialer.dial = (address, expectedPeerId) =>
+      new Promise((resolve) => {
+        dialer.calls.push({ address, expectedPeerId });
+        pending.set(address, resolve);
+      });
+    const addresses = Array.from({ length: 10 }, (_, i) => addr(30 + i));
+    maker.setSourceAddresses('static', addresses);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(dialer.calls).toHaveLength(3);
+    // One dial comes back, and its record names every other node: the learned-peer rule takes over.
+    const [first] = dialer.calls;
+    pending.get(first?.address as string)?.('12D3KooWA');
+    maker.peerConnected('12D3KooWA');
+    maker.setLearnedPeers(addresses.map((address, i) => ({ peerId: `12D3KooW${'ABCDEFGHJK'[i]}`, address })));
+    await vi.advanceTimersByTimeAsync(5_000);
+    // Every one of them has a lower ID than ours, so they dial us: nothing new is dialed.
+    expect(dialer.calls).toHaveLength(3);
+  });
+
+  it('does not redial a configured address whose node is learned to dial us', async () => {
+    make({ minConnectedPeers: 0 });
+    dialer.answers.set(addr(1), LOWER);
+    maker.setSourceAddresses('static', [addr(1)]);
+    await vi.advanceTimersByTimeAsync(0);
+    maker.setLearnedPeers([{ peerId: LOWER, address: addr(1) }]);
+    maker.peerDisconnected(LOWER);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(dialer.dialsTo(addr(1))).toBe(1);
+    // Still configured: once the record is gone (e.g. forgotten), the address is a seed again.
+    maker.setLearnedPeers([]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(dialer.dialsTo(addr(1))).toBe(2);
+  });
+
   it('times out a hanging dial and retries', async () => {
     make({ dialTimeoutMs: 300 });
     dialer.dial = (address, _expected, signal) =>

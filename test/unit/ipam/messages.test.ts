@@ -1,12 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { encodeRing, parseIpamMessage } from '../../../src/ipam/messages.js';
+import { encodeRing, IPAM_PROTOCOL_VERSION, parseIpamMessage } from '../../../src/ipam/messages.js';
 import { IpamNode } from '../../../src/ipam/node.js';
 
 const ringMessage = () => {
   const node = IpamNode.create({ peer: 'a', seeding: { kind: 'seeds', seeds: ['a', 'b'] } });
   return {
     type: 'ring',
-    v: 1,
+    v: IPAM_PROTOCOL_VERSION,
     range: node.clusterRange,
     ring: encodeRing(node.ring as NonNullable<typeof node.ring>),
   };
@@ -17,7 +17,7 @@ describe('parseIpamMessage', () => {
     expect(parseIpamMessage(JSON.parse(JSON.stringify(ringMessage())))).toMatchObject({ ok: true });
     const prepare = {
       type: 'paxos-prepare',
-      v: 1,
+      v: IPAM_PROTOCOL_VERSION,
       range: '10.32.0.0/12',
       proposal: { round: 3, proposer: 'a' },
     };
@@ -25,10 +25,12 @@ describe('parseIpamMessage', () => {
   });
 
   test('rejects unknown types, versions and malformed fields', () => {
-    expect(parseIpamMessage({ type: 'hello', v: 1, range: 'x' }).ok).toBe(false);
-    expect(parseIpamMessage({ ...ringMessage(), v: 2 }).ok).toBe(false);
+    expect(parseIpamMessage({ type: 'hello', v: IPAM_PROTOCOL_VERSION, range: 'x' }).ok).toBe(false);
+    expect(parseIpamMessage({ ...ringMessage(), v: IPAM_PROTOCOL_VERSION + 1 }).ok).toBe(false);
     expect(parseIpamMessage(null).ok).toBe(false);
-    expect(parseIpamMessage({ type: 'space-request', v: 1, range: '10.32.0.0/12' }).ok).toBe(false);
+    expect(
+      parseIpamMessage({ type: 'space-request', v: IPAM_PROTOCOL_VERSION, range: '10.32.0.0/12' }).ok,
+    ).toBe(false);
   });
 
   test('rejects rings with unsorted tokens, bad peer indexes or non-integer addresses', () => {

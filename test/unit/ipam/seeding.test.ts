@@ -50,6 +50,53 @@ describe('consensus seeding (single-decree Paxos)', () => {
     expect(c.ring?.seedId).toBe(net.nodes.get('a')?.ring?.seedId);
   });
 
+  test('concurrent proposers settle on the lowest name instead of duelling', () => {
+    const prepares = (node: IpamNode) => node.drainOutbox().filter((m) => m.message.type === 'paxos-prepare');
+    // c ranks itself first in its partial view of a booting cluster and proposes.
+    const c = consensus('c', 5);
+    c.setKnownPeers(['c', 'd', 'e']);
+    c.tick(0);
+    expect(prepares(c).map((m) => m.to)).toEqual(['d', 'e']);
+    // a, which sorts before c, proposes too; c yields to it and answers (here: rejects a's lower round).
+    const a = consensus('a', 5);
+    a.setKnownPeers(['a', 'c', 'd']);
+    a.tick(0);
+    const aPrepare = prepares(a).find((m) => m.to === 'c');
+    c.receive('a', (aPrepare as NonNullable<typeof aPrepare>).message);
+    const reply = c.drainOutbox().find((m) => m.to === 'a');
+    expect(reply?.message.type).toBe('paxos-reject');
+    c.tick(9_000);
+    expect(prepares(c)).toEqual([]);
+    // a, outbid by a higher name, retries within a tenth of the retry interval with a higher round.
+    a.receive('c', (reply as NonNullable<typeof reply>).message);
+    a.tick(600);
+    expect(prepares(a)).toEqual([]);
+    a.tick(800);
+    const retry = prepares(a);
+    expect(retry.map((m) => m.to).sort()).toEqual(['c', 'd']);
+    expect(retry[0]?.message).toMatchObject({ proposal: { round: 2, proposer: 'a' } });
+    // Once a stays quiet for two retry intervals, c may propose again.
+    c.tick(10_001);
+    expect(prepares(c).length).toBeGreaterThan(0);
+  });
+
+  test('a proposer asks peers it learns of while its prepare phase runs', () => {
+    const a = consensus('a', 5);
+    a.setKnownPeers(['a', 'b', 'c']);
+    a.tick(0);
+    const preparedTo = () =>
+      a
+        .drainOutbox()
+        .filter((m) => m.message.type === 'paxos-prepare')
+        .map((m) => m.to);
+    expect(preparedTo()).toEqual(['b', 'c']);
+    a.setKnownPeers(['a', 'b', 'c', 'd']);
+    a.tick(500);
+    expect(preparedTo()).toEqual(['d']);
+    a.tick(1_000);
+    expect(preparedTo()).toEqual([]);
+  });
+
   test('an acceptor restarted from its snapshot keeps its promise (it cannot vote twice)', () => {
     const a = consensus('a', 3);
     a.setKnownPeers(['a', 'b']);

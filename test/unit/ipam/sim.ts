@@ -3,6 +3,7 @@ import {
   BROADCAST,
   decodeRing,
   encodeRing,
+  IPAM_PROTOCOL_VERSION,
   type IpamMessage,
   parseIpamMessage,
 } from '../../../src/ipam/messages.js';
@@ -348,7 +349,7 @@ export class IpamSim {
     if (takerRing !== null) {
       node.receive(taker.name, {
         type: 'ring',
-        v: 1,
+        v: IPAM_PROTOCOL_VERSION,
         range: node.clusterRange,
         ring: JSON.parse(JSON.stringify(encodeRing(takerRing))),
       });
