@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { getFromAgent, postToAgent } from '../api/admin-client.js';
 import type { StatusReport } from '../api/status-report.js';
+import { AGENT_NODE_FLAGS } from '../util/agent-launch.js';
 import { run } from '../util/exec.js';
 import { installWeftCni, linkReferencePlugins, networkName, writeHostLocalConflist } from './cni.js';
 import { importLabImage, LAB_IMAGE } from './image.js';
@@ -261,6 +262,7 @@ export class Lab {
       node.ns,
       [
         process.execPath,
+        ...AGENT_NODE_FLAGS,
         AGENT_ENTRY,
         'run',
         '--name',
