@@ -6,7 +6,7 @@ import { IpamDriver } from '../src/control/ipam-driver.js';
 import { type BridgeLayout, bridgeLayout, deriveRoutes } from '../src/control/routes.js';
 import { GossipNode, loadClusterSecret } from '../src/gossip/index.js';
 import { IpamNode, ipamStatus, loadIpamState, ownedRanges } from '../src/ipam/index.js';
-import { KubeIntegration } from '../src/k8s/index.js';
+import type { KubeIntegration } from '../src/k8s/index.js';
 import { ensureLinkSettings, NodePlumbing, syncDeviceRoutes } from '../src/plumbing/index.js';
 import { ensureMasquerade } from '../src/plumbing/masquerade.js';
 import type { Logger } from '../src/util/log.js';
@@ -35,8 +35,9 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         : {},
   );
   // Before IPAM loads its state: a node that was reclaimed must not come back with its old ranges.
-  const kube = config.kube
-    ? await KubeIntegration.start(
+  // Loaded only with --kube-peers: the Kubernetes client alone costs about 70 MB of RSS.
+  const kube: KubeIntegration | undefined = config.kube
+    ? await (await import('../src/k8s/index.js')).KubeIntegration.start(
         {
           nodeName: config.nodeName,
           stateDir: config.stateDir,

@@ -12,10 +12,8 @@ import { buildClusterConfig, clusterDefaults } from '../src/config/cluster-confi
 import { ConfigError, loadStaticPeerFile } from '../src/config/static-peers.js';
 import { createLogger, isLogLevel } from '../src/util/log.js';
 import { weftVersion } from '../src/util/version.js';
-import { startClusterAgent } from './cluster-mode.js';
 import { installCniUsage, runInstallCni } from './install-cni.js';
 import type { RunningAgent } from './node-setup.js';
-import { startStaticAgent } from './static-mode.js';
 import { reportCommand, StatusUsageError, statusCommand } from './status-command.js';
 
 const usage = `Usage: agent <command> [options]
@@ -165,6 +163,7 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
     const peersFile = flags.peersFile;
     const config = buildAgentConfig(flags, await loadStaticPeerFile(peersFile));
     log.info({ version: weftVersion, node: config.nodeName, mode: 'static peers' }, 'starting weft agent');
+    const { startStaticAgent } = await import('./static-mode.js');
     const staticAgent = await startStaticAgent(config, log);
     agent = staticAgent;
     process.on('SIGHUP', () => {
@@ -193,6 +192,7 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
       buildCommonSettings(flags),
     );
     log.info({ version: weftVersion, node: config.nodeName, mode: 'gossip' }, 'starting weft agent');
+    const { startClusterAgent } = await import('./cluster-mode.js');
     agent = await startClusterAgent(config, log);
   }
   return new Promise<number>((resolve) => {
