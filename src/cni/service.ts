@@ -130,22 +130,22 @@ export class CniService {
 
   async check(request: CniRequest): Promise<void> {
     const key = attachmentKey(request);
-    const address = this.deps.ipam.addressOf(key);
-    if (address === undefined)
-      throw new CniError(CniCode.unknownContainer, `no attachment ${key} on this node`);
-    const node = await this.readyNode();
-    const expected =
-      request.config.prevResult && prevResultAddress(request.config.prevResult, request.ifname);
-    if (expected !== undefined && expected !== address) {
-      throw new CniError(
-        CniCode.plumbingFailed,
-        `prevResult says ${request.ifname} has ${expected}, but ${key} holds ${address}`,
-      );
-    }
-    const gateway = this.deps.ipam.addressOf(GATEWAY_ID);
-    const problems = await this.exclusive(key, () =>
-      inspectPod(this.linkSpec(request, node, address, gateway ?? '')),
-    );
+    const problems = await this.exclusive(key, async () => {
+      const address = this.deps.ipam.addressOf(key);
+      if (address === undefined)
+        throw new CniError(CniCode.unknownContainer, `no attachment ${key} on this node`);
+      const node = await this.readyNode();
+      const expected =
+        request.config.prevResult && prevResultAddress(request.config.prevResult, request.ifname);
+      if (expected !== undefined && expected !== address) {
+        throw new CniError(
+          CniCode.plumbingFailed,
+          `prevResult says ${request.ifname} has ${expected}, but ${key} holds ${address}`,
+        );
+      }
+      const gateway = this.deps.ipam.addressOf(GATEWAY_ID) ?? '';
+      return inspectPod(this.linkSpec(request, node, address, gateway));
+    });
     if (problems.length > 0) throw new CniError(CniCode.plumbingFailed, `${key}: ${problems.join('; ')}`);
   }
 
