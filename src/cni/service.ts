@@ -149,7 +149,10 @@ export class CniService {
     if (problems.length > 0) throw new CniError(CniCode.plumbingFailed, `${key}: ${problems.join('; ')}`);
   }
 
-  /** Releases CNI allocations (and removes veths) of attachments not in the valid list. */
+  /**
+   * Releases CNI allocations (and removes veths) of attachments not in the valid list. Best effort,
+   * as the spec asks: a veth that cannot be removed does not stop the rest, and is reported after.
+   */
   async gc(request: CniRequest): Promise<void> {
     const valid = request.config.validAttachments;
     if (valid === undefined)
@@ -157,15 +160,26 @@ export class CniService {
     const validKeys = new Set(valid.map(attachmentKey));
     const keep = this.deps.ipam.allocationIds().filter((id) => !isAttachmentKey(id) || validKeys.has(id));
     const released = await this.deps.ipam.gc(keep);
+    const failures: string[] = [];
+    const detach = async (veth: string, route?: { address: string; bridge: string }) => {
+      try {
+        return await detachPod(veth, route);
+      } catch (error) {
+        failures.push(`${veth}: ${(error as Error).message}`);
+        return false;
+      }
+    };
     for (const { containerId, address } of released)
-      await detachPod(hostVethName(containerId), { address, bridge: this.deps.bridge });
+      await detach(hostVethName(containerId), { address, bridge: this.deps.bridge });
     const validVeths = new Set([...validKeys].map(hostVethName));
     let removed = 0;
     for (const veth of await listPodVeths()) {
       if (validVeths.has(veth)) continue;
-      if (await detachPod(veth)) removed++;
+      if (await detach(veth)) removed++;
     }
-    this.deps.log.info({ released: released.length, vethsRemoved: removed }, 'CNI GC');
+    this.deps.log.info({ released: released.length, vethsRemoved: removed, failures }, 'CNI GC');
+    if (failures.length > 0)
+      throw new CniError(CniCode.plumbingFailed, 'GC could not remove every stale veth', failures.join('\n'));
   }
 
   async status(): Promise<void> {
