@@ -157,7 +157,8 @@ export class CniService {
     const valid = request.config.validAttachments;
     if (valid === undefined)
       throw new CniError(CniCode.invalidNetworkConfig, 'GC needs "cni.dev/valid-attachments"');
-    const validKeys = new Set(valid.map(attachmentKey));
+    // An attachment with a request in flight (an ADD racing the runtime's snapshot) is not stale.
+    const validKeys = new Set([...valid.map(attachmentKey), ...this.locks.keys()]);
     const keep = this.deps.ipam.allocationIds().filter((id) => !isAttachmentKey(id) || validKeys.has(id));
     const released = await this.deps.ipam.gc(keep);
     const failures: string[] = [];
@@ -173,7 +174,9 @@ export class CniService {
       await detach(hostVethName(containerId), { address, bridge: this.deps.bridge });
     const validVeths = new Set([...validKeys].map(hostVethName));
     let removed = 0;
-    for (const veth of await listPodVeths()) {
+    const veths = await listPodVeths();
+    for (const key of this.locks.keys()) validVeths.add(hostVethName(key));
+    for (const veth of veths) {
       if (validVeths.has(veth)) continue;
       if (await detach(veth)) removed++;
     }
