@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { delQueueDirOf } from '../src/cni/agent-cni.js';
 import { installCni } from '../src/cni/install.js';
-import { DEFAULT_SOCKET } from '../src/cni/request.js';
+import { DEFAULT_SOCKET, isValidMtu, MAX_MTU, MIN_MTU } from '../src/cni/request.js';
 import { clusterDefaults } from '../src/config/cluster-config.js';
 import { ConfigError } from '../src/config/static-peers.js';
 
@@ -16,8 +16,8 @@ const SHIM_BUNDLE = fileURLToPath(new URL('../cni-shim/weft-cni.cjs', import.met
 export async function runInstallCni(values: Record<string, string | boolean | undefined>): Promise<number> {
   if (!existsSync(SHIM_BUNDLE)) throw new ConfigError(`${SHIM_BUNDLE} is missing: run "npm run build"`);
   const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
-  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 576 || mtu > 9000))
-    throw new ConfigError(`--mtu ${values.mtu} is not an integer in 576..9000`);
+  if (mtu !== undefined && !isValidMtu(mtu))
+    throw new ConfigError(`--mtu ${values.mtu} is not an integer in ${MIN_MTU}..${MAX_MTU}`);
   const report = await installCni({
     binDir: (values['bin-dir'] as string | undefined) ?? '/opt/cni/bin',
     confDir: (values['conf-dir'] as string | undefined) ?? '/etc/cni/net.d',

@@ -1,10 +1,10 @@
 /**
  * `lab bench` / `npm run bench`: the benchmark report. Runs, one after the other and each in its
  * own process, the data-plane comparison (bench/dataplane.ts: weft, plain routing and the
- * kernel's VXLAN-GPE between pods on two nodes), CNI ADD/DEL latency (bench/cni-latency.ts, when
- * present in this build), the lab with weft against the lab with the reference bridge +
- * host-local plugins (`lab compare`), and gossip convergence with real agents (bench/cluster-convergence.ts);
- * then writes one JSON file and an SVG chart of the throughput comparison to bench/results/.
+ * kernel's VXLAN-GPE between pods on two nodes), CNI ADD/DEL latency (bench/cni-latency.ts), the
+ * lab with weft against the lab with the reference bridge + host-local plugins (`lab compare`), and
+ * gossip convergence with real agents (bench/cluster-convergence.ts); then writes one JSON file and
+ * an SVG chart of the throughput comparison to bench/results/.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 interface Section {
   name: string;
-  status: 'ok' | 'failed' | 'skipped';
+  status: 'ok' | 'failed';
   /** What the benchmark printed (its table). */
   text: string;
   data?: unknown;
@@ -56,8 +56,8 @@ async function dataplane(args: string[], outDir: string): Promise<Section> {
   return { name: 'dataplane', status: code === 0 && data ? 'ok' : 'failed', text, data };
 }
 
-async function optional(name: string, script: string, args: string[]): Promise<Section> {
-  if (!existsSync(script)) return { name, status: 'skipped', text: `${name}: not in this build (${script})` };
+/** A benchmark script whose last stdout line is its JSON result. */
+async function scriptSection(name: string, script: string, args: string[]): Promise<Section> {
   const { code, stdout } = await runScript(script, args);
   const data = lastJsonLine(stdout);
   const text = (data === undefined ? stdout : stdout.trim().split('\n').slice(0, -1).join('\n')).trimEnd();
@@ -117,13 +117,18 @@ export async function runBenchReport(argv: string[]): Promise<number> {
   if (!skip.has('cni')) {
     log('CNI ADD/DEL latency');
     const cniArgs = values.quick ? ['--pods', '10', '--rounds', '1'] : [];
-    sections.push(await optional('cni-latency', here('./cni-latency.js'), cniArgs));
+    sections.push(await scriptSection('cni-latency', here('./cni-latency.js'), cniArgs));
   }
   if (!skip.has('compare')) {
     log('the lab with weft and with bridge + host-local (pod start, ping, wget)');
     const nodes = values.quick ? '2' : '3';
     sections.push(
-      await optional('cni-reference', here('../deploy/lab/main.js'), ['compare', '--nodes', nodes, '--json']),
+      await scriptSection('cni-reference', here('../deploy/lab/main.js'), [
+        'compare',
+        '--nodes',
+        nodes,
+        '--json',
+      ]),
     );
   }
   if (!skip.has('convergence')) {
@@ -131,7 +136,7 @@ export async function runBenchReport(argv: string[]): Promise<number> {
     log(`gossip convergence with ${sizes} agents`);
     const idle = values.quick ? ['--settle-s', '1', '--idle-s', '3'] : ['--settle-s', '5', '--idle-s', '10'];
     sections.push(
-      await optional('convergence', here('./cluster-convergence.js'), ['--sizes', sizes, ...idle]),
+      await scriptSection('convergence', here('./cluster-convergence.js'), ['--sizes', sizes, ...idle]),
     );
   }
 

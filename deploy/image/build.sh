@@ -107,17 +107,13 @@ echo "$version"
 
 step "check: agent install-cni into a temporary directory"
 out=$(mktemp -d)
-if podman run --rm --pull never --network none "$tag" --help | grep -q install-cni; then
-  podman run --rm --pull never --network none -v "$out:/host" "$tag" \
-    install-cni --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d
-  test -x "$out/opt/cni/bin/weft" || { echo "install-cni left no executable weft plugin" >&2; exit 1; }
-  test -s "$out/etc/cni/net.d/10-weft.conflist" || { echo "install-cni left no 10-weft.conflist" >&2; exit 1; }
-  node -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(!c.plugins.some(p=>p.type==="weft")) process.exit(1)' \
-    "$out/etc/cni/net.d/10-weft.conflist"
-  echo "install-cni: $(cd "$out" && find . -type f | sort | tr '\n' ' ')"
-else
-  echo "install-cni: PENDING (this build has no install-cni command yet)"
-fi
+podman run --rm --pull never --network none -v "$out:/host" "$tag" \
+  install-cni --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d
+test -x "$out/opt/cni/bin/weft" || { echo "install-cni left no executable weft plugin" >&2; exit 1; }
+test -s "$out/etc/cni/net.d/10-weft.conflist" || { echo "install-cni left no 10-weft.conflist" >&2; exit 1; }
+node -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(!c.plugins.some(p=>p.type==="weft")) process.exit(1)' \
+  "$out/etc/cni/net.d/10-weft.conflist"
+echo "install-cni: $(cd "$out" && find . -type f | sort | tr '\n' ' ')"
 rm -rf "$out"
 
 if [[ -n $archive ]]; then

@@ -92,12 +92,17 @@ function hints(): void {
   say(`Tear down: node dist/deploy/lab/main.js down${flag}`);
 }
 
+function nodeCount(): number {
+  const nodes = Number(values.nodes);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 50) throw new UsageError('--nodes must be 1..50');
+  return nodes;
+}
+
 async function main(): Promise<number> {
   const [command, ...rest] = positionals;
   switch (command) {
     case 'up': {
-      const nodes = Number(values.nodes);
-      if (!Number.isInteger(nodes) || nodes < 1 || nodes > 50) throw new UsageError('--nodes must be 1..50');
+      const nodes = nodeCount();
       const cni = String(values.cni);
       if (cni !== 'weft' && cni !== 'reference') throw new UsageError('--cni must be weft or reference');
       const started = Date.now();
@@ -146,7 +151,7 @@ async function main(): Promise<number> {
       progress('all partitions healed');
       return 0;
     case 'compare': {
-      const runs = await compareCni({ nodes: Number(values.nodes), progress });
+      const runs = await compareCni({ nodes: nodeCount(), progress });
       process.stdout.write(`${renderCniComparison(runs)}\n`);
       if (json) process.stdout.write(`${JSON.stringify(runs)}\n`);
       return runs.every((r) => r.pingOk === r.pingTotal && r.wgetOk === r.wgetTotal) ? 0 : 1;

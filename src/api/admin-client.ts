@@ -60,7 +60,7 @@ function callAgent(
           return;
         }
         if (response.statusCode !== 200) {
-          const message = (body as { error?: string }).error ?? `HTTP ${response.statusCode}`;
+          const message = (body as { error?: string } | null)?.error ?? `HTTP ${response.statusCode}`;
           reject(new AgentRequestError(response.statusCode ?? 0, message, body));
           return;
         }

@@ -2,6 +2,7 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
+import { closeNow } from '../util/http-server.js';
 import type { Logger } from '../util/log.js';
 
 export type AdminGetHandler = () => unknown | Promise<unknown>;
@@ -89,8 +90,7 @@ export class AdminServer {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeNow(server);
     await unlink(this.socketPath).catch(() => undefined);
   }
 }

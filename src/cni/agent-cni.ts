@@ -23,7 +23,9 @@ export function ipamForCni(driver: IpamDriver): CniIpam {
 
 /**
  * The agent's CNI service: replays DELs queued while it was down (before any new request can
- * race them), then returns the admin endpoints to register.
+ * race them), then returns the admin endpoints to register. Every request replays the queue again
+ * first: a shim that found no socket between this replay and the admin server's listen queued its
+ * DEL after the replay, and would otherwise wait for the next restart.
  */
 export async function startCni(options: {
   driver: IpamDriver;
@@ -40,11 +42,27 @@ export async function startCni(options: {
     log,
   });
   const queue = delQueueDirOf(options.stateDir);
-  const outcome = await replayDelQueue(queue, (request) => service.replayDel(request));
-  if (outcome.replayed.length > 0 || outcome.failed.length > 0)
-    log.info(
-      { queue, replayed: outcome.replayed.length, failed: outcome.failed },
-      'replayed queued CNI DELs',
-    );
-  return cniEndpoints(service);
+  const replay = async () => {
+    const outcome = await replayDelQueue(queue, (request) => service.replayDel(request));
+    if (outcome.replayed.length > 0 || outcome.failed.length > 0)
+      log.info(
+        { queue, replayed: outcome.replayed.length, failed: outcome.failed },
+        'replayed queued CNI DELs',
+      );
+  };
+  await replay();
+  const replayBeforeRequest = () =>
+    replay().catch((error: unknown) => log.warn({ err: error, queue }, 'cannot replay queued CNI DELs'));
+  return cniEndpoints(service, coalesced(replayBeforeRequest));
+}
+
+/** `work` run by one caller at a time; callers that arrive meanwhile share the run in flight. */
+function coalesced(work: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return () => {
+    running ??= work().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
 }

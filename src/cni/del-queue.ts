@@ -1,6 +1,6 @@
 /**
  * DELs that arrived while the agent was down (as Cilium does): the shim writes the forwarded request
- * to a file, and the agent replays every file once on start, before it serves new requests, so a
+ * to a file, and the agent replays the files on start and before each CNI request it serves, so a
  * release is never lost and never races a later ADD of the same attachment.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';

@@ -22,7 +22,10 @@ function httpStatusOf(code: number): number {
  * its CNI_COMMAND, which must match the path. A CNI failure answers with the spec's code in
  * `cniCode` (and `details`) next to the usual `error` message.
  */
-export function cniEndpoints(service: CniService): Record<string, AdminPostHandler> {
+export function cniEndpoints(
+  service: CniService,
+  beforeEachRequest: () => Promise<void> = async () => {},
+): Record<string, AdminPostHandler> {
   const endpoint =
     (command: string): AdminPostHandler =>
     async (body) => {
@@ -34,6 +37,7 @@ export function cniEndpoints(service: CniService): Record<string, AdminPostHandl
             `${CNI_API_PREFIX}/${command.toLowerCase()} takes CNI_COMMAND=${command}`,
           );
         }
+        await beforeEachRequest();
         return await service.handle(body);
       } catch (error) {
         if (!(error instanceof CniError)) throw error;

@@ -54,8 +54,12 @@ export interface CniRequest {
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAX_CONTAINER_ID = 200;
-const MIN_MTU = 576;
-const MAX_MTU = 9000;
+export const MIN_MTU = 576;
+export const MAX_MTU = 9000;
+
+export function isValidMtu(mtu: unknown): mtu is number {
+  return Number.isInteger(mtu) && (mtu as number) >= MIN_MTU && (mtu as number) <= MAX_MTU;
+}
 
 /** Linux interface names: 1–15 bytes, no '/', ':' or whitespace, not '.' or '..'. */
 export function isValidIfname(name: string): boolean {
@@ -165,7 +169,7 @@ export function parseNetworkConfig(raw: Record<string, unknown>): NetworkConfig 
     );
   }
   const mtu = raw.mtu;
-  if (mtu !== undefined && (!Number.isInteger(mtu) || (mtu as number) < MIN_MTU || (mtu as number) > MAX_MTU))
+  if (mtu !== undefined && !isValidMtu(mtu))
     throw invalidConfig(`"mtu" must be an integer in ${MIN_MTU}..${MAX_MTU}`);
   return {
     cniVersion,
@@ -173,7 +177,7 @@ export function parseNetworkConfig(raw: Record<string, unknown>): NetworkConfig 
     type,
     socket: optionalAbsolutePath(raw, 'socket') ?? DEFAULT_SOCKET,
     delQueueDir: optionalAbsolutePath(raw, 'delQueueDir') ?? DEFAULT_DEL_QUEUE_DIR,
-    mtu: mtu as number | undefined,
+    mtu,
     prevResult: optionalObject(raw, 'prevResult'),
     dns: optionalObject(raw, 'dns'),
     validAttachments: parseValidAttachments(raw),

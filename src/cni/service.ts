@@ -130,42 +130,59 @@ export class CniService {
 
   async check(request: CniRequest): Promise<void> {
     const key = attachmentKey(request);
-    const address = this.deps.ipam.addressOf(key);
-    if (address === undefined)
-      throw new CniError(CniCode.unknownContainer, `no attachment ${key} on this node`);
-    const node = await this.readyNode();
-    const expected =
-      request.config.prevResult && prevResultAddress(request.config.prevResult, request.ifname);
-    if (expected !== undefined && expected !== address) {
-      throw new CniError(
-        CniCode.plumbingFailed,
-        `prevResult says ${request.ifname} has ${expected}, but ${key} holds ${address}`,
-      );
-    }
-    const gateway = this.deps.ipam.addressOf(GATEWAY_ID);
-    const problems = await this.exclusive(key, () =>
-      inspectPod(this.linkSpec(request, node, address, gateway ?? '')),
-    );
+    const problems = await this.exclusive(key, async () => {
+      const address = this.deps.ipam.addressOf(key);
+      if (address === undefined)
+        throw new CniError(CniCode.unknownContainer, `no attachment ${key} on this node`);
+      const node = await this.readyNode();
+      const expected =
+        request.config.prevResult && prevResultAddress(request.config.prevResult, request.ifname);
+      if (expected !== undefined && expected !== address) {
+        throw new CniError(
+          CniCode.plumbingFailed,
+          `prevResult says ${request.ifname} has ${expected}, but ${key} holds ${address}`,
+        );
+      }
+      const gateway = this.deps.ipam.addressOf(GATEWAY_ID) ?? '';
+      return inspectPod(this.linkSpec(request, node, address, gateway));
+    });
     if (problems.length > 0) throw new CniError(CniCode.plumbingFailed, `${key}: ${problems.join('; ')}`);
   }
 
-  /** Releases CNI allocations (and removes veths) of attachments not in the valid list. */
+  /**
+   * Releases CNI allocations (and removes veths) of attachments not in the valid list. Best effort,
+   * as the spec asks: a veth that cannot be removed does not stop the rest, and is reported after.
+   */
   async gc(request: CniRequest): Promise<void> {
     const valid = request.config.validAttachments;
     if (valid === undefined)
       throw new CniError(CniCode.invalidNetworkConfig, 'GC needs "cni.dev/valid-attachments"');
-    const validKeys = new Set(valid.map(attachmentKey));
+    // An attachment with a request in flight (an ADD racing the runtime's snapshot) is not stale.
+    const validKeys = new Set([...valid.map(attachmentKey), ...this.locks.keys()]);
     const keep = this.deps.ipam.allocationIds().filter((id) => !isAttachmentKey(id) || validKeys.has(id));
     const released = await this.deps.ipam.gc(keep);
+    const failures: string[] = [];
+    const detach = async (veth: string, route?: { address: string; bridge: string }) => {
+      try {
+        return await detachPod(veth, route);
+      } catch (error) {
+        failures.push(`${veth}: ${(error as Error).message}`);
+        return false;
+      }
+    };
     for (const { containerId, address } of released)
-      await detachPod(hostVethName(containerId), { address, bridge: this.deps.bridge });
+      await detach(hostVethName(containerId), { address, bridge: this.deps.bridge });
     const validVeths = new Set([...validKeys].map(hostVethName));
     let removed = 0;
-    for (const veth of await listPodVeths()) {
+    const veths = await listPodVeths();
+    for (const key of this.locks.keys()) validVeths.add(hostVethName(key));
+    for (const veth of veths) {
       if (validVeths.has(veth)) continue;
-      if (await detachPod(veth)) removed++;
+      if (await detach(veth)) removed++;
     }
-    this.deps.log.info({ released: released.length, vethsRemoved: removed }, 'CNI GC');
+    this.deps.log.info({ released: released.length, vethsRemoved: removed, failures }, 'CNI GC');
+    if (failures.length > 0)
+      throw new CniError(CniCode.plumbingFailed, 'GC could not remove every stale veth', failures.join('\n'));
   }
 
   async status(): Promise<void> {

@@ -4,10 +4,14 @@
  * `wl-<lab>-`, so nothing of anybody else's is ever touched.
  */
 import { readdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../util/exec.js';
+import { processStartTime } from './processes.js';
 
 const SWITCH_BRIDGE = 'ul';
 const UNDERLAY_IF = 'ul0';
+/** SIGKILL takes effect within milliseconds; this bounds a process stuck in the kernel. */
+const KILL_WAIT_MS = 5_000;
 
 export function namespacePrefix(lab: string): string {
   return `wl-${lab}-`;
@@ -60,16 +64,19 @@ export async function createNodeNamespace(
   await inNs(ns, ['link', 'set', UNDERLAY_IF, 'up']);
 }
 
-/** Deletes a namespace after killing whatever still runs inside it. */
+/** Deletes a namespace after killing whatever still runs inside it, and waiting until it is dead. */
 export async function deleteNamespace(ns: string): Promise<void> {
   const { stdout } = await run(['ip', 'netns', 'pids', ns], { allowFail: true });
-  for (const pid of stdout.split('\n').filter(Boolean)) {
+  const pids = stdout.split('\n').filter(Boolean).map(Number);
+  for (const pid of pids) {
     try {
-      process.kill(Number(pid), 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       // already gone
     }
   }
+  const deadline = Date.now() + KILL_WAIT_MS;
+  while (pids.some((pid) => processStartTime(pid) !== undefined) && Date.now() < deadline) await sleep(20);
   await run(['ip', 'netns', 'del', ns], { allowFail: true });
 }
 

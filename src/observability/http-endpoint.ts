@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../config/listen-address.js';
+import { closeNow } from '../util/http-server.js';
 import type { Logger } from '../util/log.js';
 
 export interface EndpointResponse {
@@ -65,7 +66,6 @@ export class HttpEndpoint {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeNow(server);
   }
 }

@@ -88,20 +88,24 @@ export async function attachPod(spec: PodLinkSpec): Promise<void> {
   const peer = `name ${spec.ifname} mtu ${mtu} address ${spec.podMac} netns ${spec.netns}`;
   const hostBatch = `link add ${host} type veth peer ${peer}\nroute replace ${spec.address}/32 dev ${spec.bridge} proto static\n`;
   const hostArgv = ['ip', '-batch', '-'];
-  const first = await run(hostArgv, { input: hostBatch, allowFail: true });
-  if (first.code !== 0) {
-    if (!/File exists/.test(first.stderr)) throw new CommandError(hostArgv, first.code, first.stderr);
-    // An ADD retried after a half-done one: start from nothing.
-    await detachPod(spec.hostIf);
-    await run(hostArgv, { input: hostBatch });
-  }
   const podBatch = [
     `link set dev ${spec.ifname} up`,
     `addr add ${spec.address}/32 dev ${spec.ifname}`,
     `route add ${spec.gateway} dev ${spec.ifname} scope link`,
     `route add default via ${spec.gateway} dev ${spec.ifname}`,
   ];
+  const first = await run(hostArgv, { input: hostBatch, allowFail: true });
+  if (first.code !== 0 && !/File exists/.test(first.stderr)) {
+    // The link may exist although the route failed: `ip -batch` stops at the first failing line.
+    await detachPod(spec.hostIf).catch(() => undefined);
+    throw new CommandError(hostArgv, first.code, first.stderr);
+  }
   try {
+    if (first.code !== 0) {
+      // An ADD retried after a half-done one: start from nothing.
+      await detachPod(spec.hostIf);
+      await run(hostArgv, { input: hostBatch });
+    }
     await run(inNetns(spec.netns, ['ip', '-batch', '-']), { input: `${podBatch.join('\n')}\n` });
   } catch (error) {
     await detachPod(spec.hostIf, { address: spec.address, bridge: spec.bridge }).catch(() => undefined);

@@ -213,6 +213,30 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
     expect(await hostVeths('n1')).toBe(0);
   }, 90_000);
 
+  it('a DEL queued while the agent runs (no socket at that moment) is replayed before the next request', async () => {
+    const pod = await newPod();
+    const result = await runtimeOn('n1').add(pod);
+    const before = await allocations('n1');
+    const noSocket = new CniRuntime(
+      weftConflist('weftnet', {
+        socket: join(cluster.node('n1').stateDir, 'gone.sock'),
+        delQueueDir: delQueueOf('n1'),
+      }),
+      { weft: weftExecutable() },
+      group.ns('n1'),
+    );
+    await noSocket.del(pod, result);
+    expect(readdirSync(delQueueOf('n1')).filter((f) => f.endsWith('.del.json'))).toHaveLength(1);
+    expect(await allocations('n1')).toBe(before);
+
+    const next = await newPod();
+    const nextResult = await runtimeOn('n1').add(next);
+    expect(readdirSync(delQueueOf('n1')).filter((f) => f.endsWith('.json'))).toHaveLength(0);
+    expect(await allocations('n1')).toBe(before);
+    expect(await hostVeths('n1')).toBe(1);
+    await runtimeOn('n1').del(next, nextResult);
+  }, 60_000);
+
   it('after a restart the agent keeps existing pods and never hands their addresses out again', async () => {
     const old = await newPod();
     const remote = await newPod();
