@@ -78,6 +78,10 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
 
   start(): void {
     this.channel.onBroadcast((from, payload) => this.deliver(from, payload));
+    this.channel.onRequest(async (from, payload) => {
+      this.deliver(from, payload);
+      return undefined;
+    });
     const tick = () => this.background((ipam) => ipam.tick(this.now()));
     this.timer = setInterval(tick, this.options.tickIntervalMs ?? 500);
     tick();
@@ -193,7 +197,9 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
 
   private async send(packet: Packet): Promise<void> {
     try {
-      await this.channel.broadcast(packet.payload);
+      const donor = packet.type === 'space-request' && packet.to?.length === 1 ? packet.to[0] : undefined;
+      if (donor !== undefined) await this.channel.send(donor, packet.payload);
+      else await this.channel.broadcast(packet.payload);
       this.counters.sent++;
       this.log.debug({ to: packet.to ?? 'everyone', type: packet.type }, 'IPAM message sent');
     } catch (error) {

@@ -13,6 +13,8 @@ const CLUSTER = '10.32.0.0/12';
 interface Harness {
   drivers: Map<string, IpamDriver>;
   events: string[];
+  /** Request/response exchanges: who asked whom, with which IPAM message type. */
+  requests: Array<{ from: string; to: string; type: unknown }>;
   saved: Map<string, IpamSnapshot>;
   failSaves: Set<string>;
 }
@@ -26,6 +28,7 @@ function recordingChannel(name: string, channel: GossipChannel, harness: Harness
     },
     send: async (to, payload) => {
       harness.events.push(`${name}:send`);
+      harness.requests.push({ from: name, to, type: JSON.parse(new TextDecoder().decode(payload)).type });
       return channel.send(to, payload);
     },
     onBroadcast: (handler) => channel.onBroadcast(handler),
@@ -33,14 +36,20 @@ function recordingChannel(name: string, channel: GossipChannel, harness: Harness
   };
 }
 
-function cluster(names: string[]): Harness {
+function cluster(names: string[], seeds: string[] = names): Harness {
   const hub = new MemoryChannelHub();
-  const harness: Harness = { drivers: new Map(), events: [], saved: new Map(), failSaves: new Set() };
+  const harness: Harness = {
+    drivers: new Map(),
+    events: [],
+    requests: [],
+    saved: new Map(),
+    failSaves: new Set(),
+  };
   for (const name of names) {
     const ipam = IpamNode.create({
       peer: name,
       clusterRange: CLUSTER,
-      seeding: { kind: 'seeds', seeds: names },
+      seeding: { kind: 'seeds', seeds },
     });
     const driver = new IpamDriver({
       ipam,
@@ -91,6 +100,22 @@ describe('IpamDriver', () => {
     const addresses = results.map((r) => (r.ok ? r.address : r.message));
     expect(new Set(addresses).size).toBe(3);
     expect(addresses.every((a) => a.startsWith('10.'))).toBe(true);
+  });
+
+  it('asks a donor for space by request/response; Paxos and rings travel by gossip', async () => {
+    const harness = cluster(['a', 'b'], ['a']);
+    const [a, b] = start(harness) as [IpamDriver, IpamDriver];
+    await Promise.all([a, b].map((d) => d.setKnownPeers(['a', 'b'])));
+    await until(() => b.node.ring !== null);
+    let allocated = await b.allocate('pod-b');
+    const deadline = Date.now() + 5000;
+    while (!allocated.ok && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      allocated = await b.allocate('pod-b');
+    }
+    expect(allocated.ok).toBe(true);
+    expect(harness.requests).toContainEqual({ from: 'b', to: 'a', type: 'space-request' });
+    expect(harness.requests.filter((r) => r.type !== 'space-request')).toEqual([]);
   });
 
   it('saves state before any message derived from it is sent', async () => {
