@@ -3,8 +3,9 @@ import '../../src/util/polyfill.js';
 import { parseArgs } from 'node:util';
 import { pingAll, renderMatrix, renderPods, summarize, wgetAll } from '../../src/lab/checks.js';
 import { compareCni, renderCniComparison } from '../../src/lab/compare.js';
-import { AGENT_ENTRY, Lab } from '../../src/lab/lab.js';
+import { Lab } from '../../src/lab/lab.js';
 import type { CniFlavor } from '../../src/lab/state.js';
+import { AGENT_ENTRY } from '../../src/util/agent-launch.js';
 import { run } from '../../src/util/exec.js';
 
 const usage = `Usage: lab <command> [--name LAB] [--json]

@@ -2,7 +2,7 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { closeNow } from '../util/http-server.js';
+import { closeNow, startListening } from '../util/http-server.js';
 import type { Logger } from '../util/log.js';
 
 export type AdminGetHandler = () => unknown | Promise<unknown>;
@@ -77,10 +77,7 @@ export class AdminServer {
           reply(500, { error: (error as Error).message });
         });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.socketPath, () => resolve());
-    });
+    await startListening(server, { path: this.socketPath }, this.log, 'admin API');
     await chmod(this.socketPath, 0o600);
     this.server = server;
     this.log.info({ socket: this.socketPath }, 'admin API listening');

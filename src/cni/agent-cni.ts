@@ -44,9 +44,14 @@ export async function startCni(options: {
   const queue = delQueueDirOf(options.stateDir);
   const replay = async () => {
     const outcome = await replayDelQueue(queue, (request) => service.replayDel(request));
-    if (outcome.replayed.length > 0 || outcome.failed.length > 0)
+    if (outcome.replayed.length > 0 || outcome.failed.length > 0 || outcome.abandonedTemps.length > 0)
       log.info(
-        { queue, replayed: outcome.replayed.length, failed: outcome.failed },
+        {
+          queue,
+          replayed: outcome.replayed.length,
+          failed: outcome.failed,
+          abandonedTemps: outcome.abandonedTemps,
+        },
         'replayed queued CNI DELs',
       );
   };

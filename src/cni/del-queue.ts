@@ -4,7 +4,7 @@
  * release is never lost and never races a later ADD of the same attachment.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
-import { readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Attachment, attachmentKey } from './request.js';
 
@@ -15,12 +15,18 @@ export interface ForwardedRequest {
 }
 
 const SUFFIX = '.del.json';
+const TEMP_SUFFIX = '.tmp';
+/**
+ * A shim writes its temp file within milliseconds; one older than this was left by a shim that died
+ * mid-write. An age, not the writer's pid: the agent may run in another pid namespace than the shim.
+ */
+export const ABANDONED_TEMP_AGE_MS = 60_000;
 
 /** Synchronous (the shim does nothing else meanwhile); durable once it returns. */
 export function queueDel(dir: string, attachment: Attachment, request: ForwardedRequest): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, `${attachmentKey(attachment)}${SUFFIX}`);
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}${TEMP_SUFFIX}`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
     writeSync(fd, JSON.stringify(request));
@@ -42,14 +48,20 @@ export interface ReplayOutcome {
   replayed: string[];
   /** Files that could not be parsed or replayed; renamed to *.failed and kept for a person. */
   failed: Array<{ file: string; error: string }>;
+  /** Temp files of shims that died mid-write (their DEL never reached the queue), removed. */
+  abandonedTemps: string[];
 }
 
-/** Replays and removes every queued DEL; a missing directory means an empty queue. */
+/**
+ * Replays and removes every queued DEL, and removes abandoned temp files; a missing directory means
+ * an empty queue.
+ */
 export async function replayDelQueue(
   dir: string,
   replay: (request: ForwardedRequest) => Promise<void>,
+  now: number = Date.now(),
 ): Promise<ReplayOutcome> {
-  const outcome: ReplayOutcome = { replayed: [], failed: [] };
+  const outcome: ReplayOutcome = { replayed: [], failed: [], abandonedTemps: [] };
   let names: string[];
   try {
     names = await readdir(dir);
@@ -68,6 +80,16 @@ export async function replayDelQueue(
       await rename(file, `${file}.failed`).catch(() => undefined);
       outcome.failed.push({ file: name, error: (error as Error).message });
     }
+  }
+  for (const name of names.filter((n) => n.endsWith(TEMP_SUFFIX))) {
+    const file = join(dir, name);
+    const modified = await stat(file).then(
+      (s) => s.mtimeMs,
+      () => undefined,
+    );
+    if (modified === undefined || now - modified < ABANDONED_TEMP_AGE_MS) continue;
+    await unlink(file).catch(() => undefined);
+    outcome.abandonedTemps.push(name);
   }
   return outcome;
 }

@@ -5,12 +5,11 @@
  * (even from another process, after a crash) removes all of it.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { getFromAgent, postToAgent } from '../api/admin-client.js';
 import type { StatusReport } from '../api/status-report.js';
-import { AGENT_NODE_FLAGS } from '../util/agent-launch.js';
+import { AGENT_ENTRY, agentRunArgv } from '../util/agent-launch.js';
 import { run } from '../util/exec.js';
 import { installWeftCni, linkReferencePlugins, networkName, writeHostLocalConflist } from './cni.js';
 import { importLabImage, LAB_IMAGE } from './image.js';
@@ -38,17 +37,6 @@ import {
   saveState,
 } from './state.js';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the weft checkout (package.json) above the lab module');
-    dir = up;
-  }
-  return dir;
-}
-
-export const AGENT_ENTRY = resolve(repoRoot(), 'dist/agent/main.js');
 const DEFAULT_UNDERLAY = '192.168.240';
 const READY_TIMEOUT_MS = 90_000;
 /** Short enough that tests and `remove-node` see a dead node within seconds. */
@@ -260,22 +248,14 @@ export class Lab {
     const peers = this.state.nodes.filter((n) => n !== node).map((n) => n.underlayIp);
     node.agent = spawnDetached(
       node.ns,
-      [
-        process.execPath,
-        ...AGENT_NODE_FLAGS,
-        AGENT_ENTRY,
-        'run',
-        '--name',
-        node.name,
-        '--underlay-address',
-        node.underlayIp,
-        '--state-dir',
-        join(node.dir, 'state'),
-        '--admin-socket',
-        this.socket(node.name),
-        ...AGENT_TIMING,
-        ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
-      ],
+      agentRunArgv({
+        name: node.name,
+        underlayAddress: node.underlayIp,
+        stateDir: join(node.dir, 'state'),
+        adminSocket: this.socket(node.name),
+        peers,
+        flags: AGENT_TIMING,
+      }),
       join(node.dir, 'agent.log'),
     );
   }

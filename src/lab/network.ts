@@ -10,6 +10,20 @@ import { processStartTime } from './processes.js';
 
 const SWITCH_BRIDGE = 'ul';
 const UNDERLAY_IF = 'ul0';
+/**
+ * What a node namespace needs to route pods over the underlay (the lab's nodes and the tests'):
+ * forwarding on, no reverse-path filter, no IPv6.
+ */
+export const NODE_SYSCTL_ARGV: readonly string[] = [
+  'sysctl',
+  '-q',
+  '-w',
+  'net.ipv6.conf.all.disable_ipv6=1',
+  'net.ipv6.conf.default.disable_ipv6=1',
+  'net.ipv4.conf.all.rp_filter=0',
+  'net.ipv4.conf.default.rp_filter=0',
+  'net.ipv4.ip_forward=1',
+];
 /** SIGKILL takes effect within milliseconds; this bounds a process stuck in the kernel. */
 const KILL_WAIT_MS = 5_000;
 
@@ -45,19 +59,7 @@ export async function createNodeNamespace(
   underlayIp: string,
 ): Promise<void> {
   await addNamespace(ns);
-  await run(
-    [
-      'sysctl',
-      '-q',
-      '-w',
-      'net.ipv6.conf.all.disable_ipv6=1',
-      'net.ipv6.conf.default.disable_ipv6=1',
-      'net.ipv4.conf.all.rp_filter=0',
-      'net.ipv4.conf.default.rp_filter=0',
-      'net.ipv4.ip_forward=1',
-    ],
-    { netns: ns },
-  );
+  await run(NODE_SYSCTL_ARGV, { netns: ns });
   await inNs(ns, ['link', 'add', UNDERLAY_IF, 'type', 'veth', 'peer', 'name', port, 'netns', switchNs]);
   await inNs(switchNs, ['link', 'set', port, 'master', SWITCH_BRIDGE, 'up']);
   await inNs(ns, ['addr', 'add', `${underlayIp}/24`, 'dev', UNDERLAY_IF]);

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../config/listen-address.js';
-import { closeNow } from '../util/http-server.js';
+import { closeNow, startListening } from '../util/http-server.js';
 import type { Logger } from '../util/log.js';
 
 export interface EndpointResponse {
@@ -45,10 +45,12 @@ export class HttpEndpoint {
           send({ status: 500, contentType: 'text/plain', body: `${(error as Error).message}\n` });
         });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.listen.port, this.listen.host, () => resolve());
-    });
+    await startListening(
+      server,
+      { port: this.listen.port, host: this.listen.host },
+      this.log,
+      'HTTP endpoint',
+    );
     this.server = server;
     const address = server.address() as AddressInfo;
     this.log.info(

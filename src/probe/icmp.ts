@@ -1,4 +1,5 @@
 /** ICMP echo encoding and the two answers the prober cares about (echo reply, fragmentation needed). */
+import { uint32ToIpv4 } from '../util/ipv4.js';
 
 export const ICMP_ECHO_REPLY = 0;
 export const ICMP_DEST_UNREACHABLE = 3;
@@ -24,10 +25,11 @@ export function checksum(data: Buffer): number {
   return ~sum & 0xffff;
 }
 
+/** `peer` is the probed address: a reply's source, or the destination an ICMP error quotes. */
 export type IcmpAnswer =
-  | { kind: 'echo-reply'; id: number; seq: number }
-  | { kind: 'frag-needed'; id: number; seq: number; nextHopMtu: number | null }
-  | { kind: 'unreachable'; id: number; seq: number; code: number };
+  | { kind: 'echo-reply'; peer: string; id: number; seq: number }
+  | { kind: 'frag-needed'; peer: string; id: number; seq: number; nextHopMtu: number | null }
+  | { kind: 'unreachable'; peer: string; id: number; seq: number; code: number };
 
 /**
  * Parses what a raw IPv4 ICMP socket delivers (IP header first). Errors quote the offending
@@ -39,20 +41,33 @@ export function parseIcmpAnswer(packet: Buffer): IcmpAnswer | undefined {
   const type = packet[icmp] as number;
   const code = packet[icmp + 1] as number;
   if (type === ICMP_ECHO_REPLY) {
-    return { kind: 'echo-reply', id: packet.readUInt16BE(icmp + 4), seq: packet.readUInt16BE(icmp + 6) };
+    return {
+      kind: 'echo-reply',
+      peer: ipv4Address(packet, IP_SOURCE_OFFSET),
+      id: packet.readUInt16BE(icmp + 4),
+      seq: packet.readUInt16BE(icmp + 6),
+    };
   }
   if (type !== ICMP_DEST_UNREACHABLE) return undefined;
   const quoted = packet.subarray(icmp + 8);
   const inner = ipPayloadOffset(quoted);
   if (inner === undefined || quoted.length < inner + 8 || quoted[inner] !== ICMP_ECHO_REQUEST)
     return undefined;
+  const peer = ipv4Address(quoted, IP_DESTINATION_OFFSET);
   const id = quoted.readUInt16BE(inner + 4);
   const seq = quoted.readUInt16BE(inner + 6);
   if (code === ICMP_FRAG_NEEDED_CODE) {
     const mtu = packet.readUInt16BE(icmp + 6);
-    return { kind: 'frag-needed', id, seq, nextHopMtu: mtu === 0 ? null : mtu };
+    return { kind: 'frag-needed', peer, id, seq, nextHopMtu: mtu === 0 ? null : mtu };
   }
-  return { kind: 'unreachable', id, seq, code };
+  return { kind: 'unreachable', peer, id, seq, code };
+}
+
+const IP_SOURCE_OFFSET = 12;
+const IP_DESTINATION_OFFSET = 16;
+
+function ipv4Address(header: Buffer, offset: number): string {
+  return uint32ToIpv4(header.readUInt32BE(offset));
 }
 
 function ipPayloadOffset(packet: Buffer): number | undefined {

@@ -9,6 +9,7 @@ const IP_MTU_DISCOVER = 10;
 const IP_PMTUDISC_PROBE = 3;
 
 interface Pending {
+  address: string;
   sentAt: bigint;
   resolve: (outcome: EchoOutcome) => void;
   timer: NodeJS.Timeout;
@@ -16,7 +17,8 @@ interface Pending {
 
 /**
  * ICMP echo over a raw IPv4 socket (needs root or CAP_NET_RAW). One socket serves every probe;
- * answers are matched by this socket's random echo identifier and the sequence number.
+ * answers are matched by this socket's random echo identifier, the sequence number and the probed
+ * address (another host echoing our id and sequence back is not the peer answering).
  */
 export class RawEchoTransport implements EchoTransport {
   private readonly socket: raw.Socket;
@@ -36,7 +38,7 @@ export class RawEchoTransport implements EchoTransport {
     const packet = buildEchoRequest(this.id, seq, totalSize - 20);
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.finish(seq, { kind: 'timeout' }), timeoutMs);
-      this.pending.set(seq, { sentAt: process.hrtime.bigint(), resolve, timer });
+      this.pending.set(seq, { address, sentAt: process.hrtime.bigint(), resolve, timer });
       this.socket.send(packet, 0, packet.length, address, (error: Error | null) => {
         if (!error) return;
         const tooBig = /message too long|EMSGSIZE/i.test(error.message);
@@ -57,7 +59,7 @@ export class RawEchoTransport implements EchoTransport {
     const answer = parseIcmpAnswer(packet);
     if (answer === undefined || answer.id !== this.id) return;
     const pending = this.pending.get(answer.seq);
-    if (!pending) return;
+    if (!pending || answer.peer !== pending.address) return;
     switch (answer.kind) {
       case 'echo-reply':
         this.finish(answer.seq, {

@@ -1,17 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { getFromAgent } from '../../src/api/admin-client.js';
 import type { StatusReport } from '../../src/api/status-report.js';
+import { AGENT_ENTRY, agentRunArgv } from '../../src/util/agent-launch.js';
 import type { NetnsGroup } from './netns.js';
 import type { NodeIndex, NodeOverlay, TwoNodeTopology } from './topology.js';
 
-export const AGENT_ENTRY = resolve('dist/agent/main.js');
-
-import { AGENT_NODE_FLAGS } from '../../src/util/agent-launch.js';
-
-export { AGENT_NODE_FLAGS };
+export { AGENT_ENTRY };
 
 export function requireBuiltAgent(): void {
   if (!existsSync(AGENT_ENTRY)) throw new Error(`${AGENT_ENTRY} is missing: run "npm run build" first`);
@@ -66,17 +63,7 @@ export async function startAgentOn(
   writeFileSync(peerFile, JSON.stringify(content, null, 2));
   const child = group.spawn(
     self.shortName,
-    [
-      process.execPath,
-      ...AGENT_NODE_FLAGS,
-      AGENT_ENTRY,
-      'run',
-      '--peers-file',
-      peerFile,
-      '--admin-socket',
-      socket,
-      ...(opts.flags ?? []),
-    ],
+    agentRunArgv({ peersFile: peerFile, adminSocket: socket, flags: opts.flags }),
     { logFile },
   );
   const agent: AgentProcess = {

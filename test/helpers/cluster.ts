@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getFromAgent, postToAgent } from '../../src/api/admin-client.js';
 import type { StatusReport } from '../../src/api/status-report.js';
-import { AGENT_ENTRY, AGENT_NODE_FLAGS, requireBuiltAgent, waitFor } from './agent.js';
+import { NODE_SYSCTL_ARGV } from '../../src/lab/network.js';
+import { agentRunArgv } from '../../src/util/agent-launch.js';
+import { requireBuiltAgent, waitFor } from './agent.js';
 import type { NetnsGroup } from './netns.js';
 
 const SWITCH = 'sw';
@@ -68,16 +70,7 @@ export class TestCluster {
     const name = `n${index}`;
     const group = this.group;
     await group.addNamespace(name);
-    await group.exec(name, [
-      'sysctl',
-      '-q',
-      '-w',
-      'net.ipv6.conf.all.disable_ipv6=1',
-      'net.ipv6.conf.default.disable_ipv6=1',
-      'net.ipv4.conf.all.rp_filter=0',
-      'net.ipv4.conf.default.rp_filter=0',
-      'net.ipv4.ip_forward=1',
-    ]);
+    await group.exec(name, NODE_SYSCTL_ARGV);
     await group.addVethPair({ ns: name, ifname: 'ul0' }, { ns: SWITCH, ifname: `s${index}` });
     await group.attachToBridge(SWITCH, `s${index}`, SWITCH_BRIDGE);
     await group.linkUp(SWITCH, `s${index}`);
@@ -108,25 +101,21 @@ export class TestCluster {
   startAgent(name: string, flags: string[] = [], peers?: string[]): ChildProcess {
     const node = this.node(name);
     const peerList = peers ?? this.nodes.filter((n) => n !== node).map((n) => n.underlayIp);
-    const argv = [
-      process.execPath,
-      ...AGENT_NODE_FLAGS,
-      ...(this.options.nodeFlags ?? []),
-      AGENT_ENTRY,
-      'run',
-      '--name',
-      node.name,
-      '--underlay-address',
-      node.underlayIp,
-      '--state-dir',
-      node.stateDir,
-      '--admin-socket',
-      node.socket,
-      ...(this.options.fastHeartbeat === false ? [] : ['--heartbeat-ms', '500', '--peer-timeout-ms', '3000']),
-      ...(peerList.length > 0 ? ['--peers', peerList.join(',')] : []),
-      ...(this.options.agentFlags ?? []),
-      ...flags,
-    ];
+    const argv = agentRunArgv({
+      name: node.name,
+      underlayAddress: node.underlayIp,
+      stateDir: node.stateDir,
+      adminSocket: node.socket,
+      peers: peerList,
+      nodeFlags: this.options.nodeFlags,
+      flags: [
+        ...(this.options.fastHeartbeat === false
+          ? []
+          : ['--heartbeat-ms', '500', '--peer-timeout-ms', '3000']),
+        ...(this.options.agentFlags ?? []),
+        ...flags,
+      ],
+    });
     node.agent = this.group.spawn(node.name, argv, { logFile: node.logFile });
     return node.agent;
   }

@@ -1,12 +1,15 @@
 import { describe, expect, test } from 'vitest';
 import { buildEchoRequest, checksum, parseIcmpAnswer } from '../../../src/probe/icmp.js';
+import { ipv4ToUint32 } from '../../../src/util/ipv4.js';
 
-function ipv4(protocol: number, payload: Buffer): Buffer {
+function ipv4(protocol: number, payload: Buffer, source = '10.0.0.1', destination = '10.0.0.2'): Buffer {
   const header = Buffer.alloc(20);
   header[0] = 0x45;
   header.writeUInt16BE(20 + payload.length, 2);
   header[8] = 64;
   header[9] = protocol;
+  header.writeUInt32BE(ipv4ToUint32(source), 12);
+  header.writeUInt32BE(ipv4ToUint32(destination), 16);
   return Buffer.concat([header, payload]);
 }
 
@@ -27,29 +30,38 @@ describe('ICMP echo encoding', () => {
     expect(checksum(odd)).toBe(checksum(Buffer.from([0x12, 0x34, 0x56, 0x00])));
   });
 
-  test('parses an echo reply behind the IP header', () => {
+  test('parses an echo reply behind the IP header, with the replying peer (its source)', () => {
     const reply = buildEchoRequest(42, 9, 64);
     reply[0] = 0;
-    expect(parseIcmpAnswer(ipv4(1, reply))).toEqual({ kind: 'echo-reply', id: 42, seq: 9 });
+    expect(parseIcmpAnswer(ipv4(1, reply, '192.168.7.3', '192.168.7.1'))).toEqual({
+      kind: 'echo-reply',
+      peer: '192.168.7.3',
+      id: 42,
+      seq: 9,
+    });
   });
 
-  test('parses "fragmentation needed" with the next-hop MTU and the quoted echo id/seq', () => {
-    const quoted = ipv4(1, buildEchoRequest(42, 10, 1472)).subarray(0, 28);
+  test('parses "fragmentation needed" with the next-hop MTU and the quoted echo id/seq and peer', () => {
+    // Sent by a router (10.9.9.9), quoting our echo to the peer 192.168.7.3.
+    const quoted = ipv4(1, buildEchoRequest(42, 10, 1472), '192.168.7.1', '192.168.7.3').subarray(0, 28);
     const error = Buffer.alloc(8);
     error[0] = 3;
     error[1] = 4;
     error.writeUInt16BE(1400, 6);
-    expect(parseIcmpAnswer(ipv4(1, Buffer.concat([error, quoted])))).toEqual({
+    const fromRouter = (icmp: Buffer) => ipv4(1, icmp, '10.9.9.9', '192.168.7.1');
+    expect(parseIcmpAnswer(fromRouter(Buffer.concat([error, quoted])))).toEqual({
       kind: 'frag-needed',
+      peer: '192.168.7.3',
       id: 42,
       seq: 10,
       nextHopMtu: 1400,
     });
     error.writeUInt16BE(0, 6);
-    expect(parseIcmpAnswer(ipv4(1, Buffer.concat([error, quoted])))).toMatchObject({ nextHopMtu: null });
+    expect(parseIcmpAnswer(fromRouter(Buffer.concat([error, quoted])))).toMatchObject({ nextHopMtu: null });
     error[1] = 1;
-    expect(parseIcmpAnswer(ipv4(1, Buffer.concat([error, quoted])))).toEqual({
+    expect(parseIcmpAnswer(fromRouter(Buffer.concat([error, quoted])))).toEqual({
       kind: 'unreachable',
+      peer: '192.168.7.3',
       id: 42,
       seq: 10,
       code: 1,
