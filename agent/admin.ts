@@ -16,6 +16,8 @@ import { type ObservabilitySettings, startHttpEndpoints, startPathMonitor } from
 export interface ModeEndpoints {
   /** The mode-specific part of `/v1/status`. */
   status(): NodeReport;
+  /** Underlay addresses of peers known to the control plane (beyond the route table's). */
+  peerAddresses?(): string[];
   post?: Record<string, AdminPostHandler>;
 }
 
@@ -39,10 +41,11 @@ export async function startAdmin(
     return { node, traffic: peerTraffic(dataplane.routeTable) };
   };
   const paths = startPathMonitor(
-    () => {
-      const { node, traffic } = nodeAndTraffic();
-      return probeTargets(node, traffic);
-    },
+    () =>
+      probeTargets(dataplane.settings.underlayAddress, [
+        ...dataplane.routeTable.spec.peers.map((p) => p.underlayAddress),
+        ...(mode.peerAddresses?.() ?? []),
+      ]),
     dataplane.settings.mtu,
     log,
   );

@@ -179,6 +179,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
       clusterCidr: config.clusterCidr,
       controlPlane: controlPlaneReport(),
     }),
+    peerAddresses: () => gossip.peers().map((p) => p.underlayAddress),
     post: {
       ...cniEndpoints,
       '/v1/ipam/allocate': async (body) => {

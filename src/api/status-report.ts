@@ -50,12 +50,13 @@ export function readinessOf(node: NodeReport, dataplaneRunning: boolean): Readin
   return { ready: dataplaneRunning && ipam, dataplane: dataplaneRunning, ipam, reasons };
 }
 
-/** The peers' underlay addresses worth probing: every known peer, once, never this node. */
-export function probeTargets(node: NodeReport, dataplanePeers: readonly PeerTrafficReport[]): string[] {
-  const addresses = new Set<string>([
-    ...dataplanePeers.map((p) => p.underlayAddress),
-    ...(node.controlPlane?.peers.map((p) => p.underlayAddress) ?? []),
-  ]);
-  addresses.delete(node.node.underlayAddress);
+/**
+ * The peers' underlay addresses worth probing: every known peer, once, never this node. Built from the
+ * route table and the gossip peer list rather than a whole status report: the path monitor asks every
+ * second.
+ */
+export function probeTargets(selfAddress: string, peerAddresses: Iterable<string>): string[] {
+  const addresses = new Set(peerAddresses);
+  addresses.delete(selfAddress);
   return [...addresses].sort();
 }

@@ -31,13 +31,13 @@ describe('readinessOf', () => {
 describe('probeTargets', () => {
   test('every peer underlay address once, sorted, this node never', () => {
     const report = clusterReport();
-    report.dataplane.peers.push({
-      ...report.dataplane.peers[0],
-      name: 'self?',
-      underlayAddress: '192.168.198.1',
-    } as never);
-    expect(probeTargets(report, report.dataplane.peers)).toEqual(['192.168.198.2', '192.168.198.3']);
-    expect(probeTargets(staticReport(), staticReport().dataplane.peers)).toEqual(['192.168.199.2']);
+    const routed = report.dataplane.peers.map((p) => p.underlayAddress);
+    const gossiped = report.controlPlane?.peers.map((p) => p.underlayAddress) ?? [];
+    expect(probeTargets('192.168.198.1', [...routed, ...gossiped, '192.168.198.1'])).toEqual([
+      '192.168.198.2',
+      '192.168.198.3',
+    ]);
+    expect(probeTargets('192.168.199.1', ['192.168.199.2', '192.168.199.2'])).toEqual(['192.168.199.2']);
   });
 });
 
