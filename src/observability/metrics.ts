@@ -240,9 +240,9 @@ export class AgentMetrics {
   }
 }
 
-/** `ok`, the CNI error code of an error answer (`{"code": 7, ...}`), or the HTTP status. */
+/** `ok`, the CNI error code of an error answer (`{"cniCode": 7, "error": …}`), or the HTTP status. */
 function resultOf(status: number, body: unknown): string {
-  const code = (body as { code?: unknown } | null | undefined)?.code;
+  const code = (body as { cniCode?: unknown } | null | undefined)?.cniCode;
   if (typeof code === 'number' && code !== 0) return String(code);
   return status >= 200 && status < 300 ? 'ok' : `http_${status}`;
 }

@@ -1,6 +1,14 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { postToAgent } from '../../../src/api/admin-client.js';
+import { AdminServer } from '../../../src/api/admin-server.js';
 import type { StatusReport } from '../../../src/api/status-report.js';
+import { cniEndpoints } from '../../../src/cni/endpoints.js';
+import { type CniIpam, CniService } from '../../../src/cni/service.js';
 import { AgentMetrics } from '../../../src/observability/metrics.js';
+import { createLogger } from '../../../src/util/log.js';
 import { clusterReport, staticReport } from '../api/fixtures.js';
 
 /** The value of one sample line, e.g. sample(text, 'weft_peers{state="reachable"}'). */
@@ -57,24 +65,54 @@ describe('AgentMetrics', () => {
     const add = metrics.observeAdminRequest('POST', '/v1/cni/add');
     expect(sample(await metrics.metrics(), 'weft_ipam_pending_allocations')).toBe(1);
     add(200, { cniVersion: '1.0.0', ips: [] });
-    metrics.observeAdminRequest('POST', '/v1/cni/add')(500, {
-      cniVersion: '1.0.0',
-      code: 11,
-      msg: 'try again',
-    });
-    metrics.observeAdminRequest('POST', '/v1/cni/del')(200, {});
-    metrics.observeAdminRequest('POST', '/v1/cni/check')(400, { error: 'bad body' });
     metrics.observeAdminRequest('GET', '/v1/status')(200, {});
     const text = await metrics.metrics();
     expect(sample(text, 'weft_ipam_pending_allocations')).toBe(0);
     expect(sample(text, 'weft_cni_requests_total{command="add",result="ok"}')).toBe(1);
-    expect(sample(text, 'weft_cni_requests_total{command="add",result="11"}')).toBe(1);
-    expect(sample(text, 'weft_cni_requests_total{command="del",result="ok"}')).toBe(1);
-    expect(sample(text, 'weft_cni_requests_total{command="check",result="http_400"}')).toBe(1);
     expect(text).not.toContain('command="status"');
     expect(sample(text, 'weft_cni_request_duration_seconds_count{command="add",result="ok"}')).toBe(1);
     expect(sample(text, 'weft_cni_request_duration_seconds_bucket{le="30",command="add",result="ok"}')).toBe(
       1,
     );
+  });
+
+  test('CNI failures are counted by the CNI code in the admin server answer, not its HTTP status', async () => {
+    const metrics = new AgentMetrics(clusterReport);
+    const dir = mkdtempSync(join(tmpdir(), 'weft-metrics-'));
+    const socket = join(dir, 'a.sock');
+    const service = new CniService({
+      ipam: {} as CniIpam,
+      bridge: 'weave',
+      node: async () => ({ ready: false, reason: 'no bridge yet' }),
+      log: createLogger('fatal'),
+    });
+    const server = new AdminServer(
+      socket,
+      { get: {}, post: cniEndpoints(service) },
+      createLogger('fatal'),
+      metrics.observeAdminRequest,
+    );
+    const env = { CNI_CONTAINERID: 'c1', CNI_IFNAME: 'eth0', CNI_NETNS: '/proc/self/ns/net' };
+    const config = { cniVersion: '1.1.0', name: 'weft', type: 'weft' };
+    await server.start();
+    try {
+      // The node is not ready: ADD fails with code 11 (try again later), STATUS with 50.
+      await expect(
+        postToAgent(socket, '/v1/cni/add', { env: { ...env, CNI_COMMAND: 'ADD' }, config }),
+      ).rejects.toThrow('cannot add pods yet');
+      await expect(
+        postToAgent(socket, '/v1/cni/status', { env: { CNI_COMMAND: 'STATUS' }, config }),
+      ).rejects.toThrow();
+      await expect(postToAgent(socket, '/v1/cni/check', undefined)).rejects.toThrow();
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const text = await metrics.metrics();
+    expect(sample(text, 'weft_ipam_pending_allocations')).toBe(0);
+    expect(sample(text, 'weft_cni_requests_total{command="add",result="11"}')).toBe(1);
+    expect(sample(text, 'weft_cni_requests_total{command="status",result="50"}')).toBe(1);
+    expect(sample(text, 'weft_cni_requests_total{command="check",result="4"}')).toBe(1);
+    expect(text).not.toMatch(/weft_cni_requests_total\{[^}]*result="http_/);
   });
 });
