@@ -56,7 +56,7 @@ async function forward(request: CniRequest, forwarded: ForwardedRequest): Promis
     if (!(error instanceof AgentUnreachableError)) throw error;
     if (request.command === 'DEL' && error.errno !== undefined && AGENT_DOWN.has(error.errno)) {
       // The agent is down: keep the release on disk; the agent replays it before serving again.
-      queueDel(request.config.delQueueDir, request, forwarded);
+      await queueDel(request.config.delQueueDir, request, forwarded);
       return {};
     }
     const code = request.command === 'STATUS' ? CniCode.limitedConnectivity : CniCode.tryAgainLater;

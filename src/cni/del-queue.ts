@@ -3,9 +3,9 @@
  * to a file, and the agent replays the files on start and before each CNI request it serves, so a
  * release is never lost and never races a later ADD of the same attachment.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
-import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { type Attachment, attachmentKey } from './request.js';
 
 /** What the shim forwards to the agent: the CNI_* environment and the parsed stdin. */
@@ -22,25 +22,15 @@ const TEMP_SUFFIX = '.tmp';
  */
 export const ABANDONED_TEMP_AGE_MS = 60_000;
 
-/** Synchronous (the shim does nothing else meanwhile); durable once it returns. */
-export function queueDel(dir: string, attachment: Attachment, request: ForwardedRequest): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+/** Durable once it resolves (see writeFileAtomic). */
+export async function queueDel(
+  dir: string,
+  attachment: Attachment,
+  request: ForwardedRequest,
+): Promise<string> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, `${attachmentKey(attachment)}${SUFFIX}`);
-  const tmp = `${path}.${process.pid}${TEMP_SUFFIX}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, JSON.stringify(request));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dirFd = openSync(dir, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  await writeFileAtomic(path, JSON.stringify(request), 0o600);
   return path;
 }
 

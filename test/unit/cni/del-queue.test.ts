@@ -20,8 +20,8 @@ describe('CNI DEL queue', () => {
 
   test('replays each queued DEL once, then the queue is empty', async () => {
     dir = mkdtempSync(join(tmpdir(), 'weft-delq-'));
-    queueDel(dir, { containerId: 'c1', ifname: 'eth0' }, request('c1'));
-    queueDel(dir, { containerId: 'c2', ifname: 'eth0' }, request('c2'));
+    await queueDel(dir, { containerId: 'c1', ifname: 'eth0' }, request('c1'));
+    await queueDel(dir, { containerId: 'c2', ifname: 'eth0' }, request('c2'));
     const seen: string[] = [];
     const outcome = await replayDelQueue(dir, async (r) => {
       seen.push(r.env.CNI_CONTAINERID as string);
