@@ -34,9 +34,3 @@ export async function ensureMasquerade(clusterCidr: string): Promise<void> {
   });
   if (check.code !== 0) await run(['iptables', '-w', '-t', 'nat', '-A', ...jumpRule(clusterCidr)]);
 }
-
-/** The rules as iptables-save prints them for weft's chain and jump (for tests and status). */
-export async function listMasqueradeRules(): Promise<string[]> {
-  const { stdout } = await run(['iptables', '-w', '-t', 'nat', '-S']);
-  return stdout.split('\n').filter((line) => line.includes(MASQ_CHAIN));
-}
