@@ -1,4 +1,6 @@
 /** Units and tables for the text views. */
+import { cidrSize } from '../../ipam/address.js';
+import { parseIpv4Cidr } from '../../plumbing/cidr.js';
 
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -69,7 +71,7 @@ export function cidrList(cidrs: readonly string[], shown = 2): string {
   return cidrs.length > shown ? `${head} +${cidrs.length - shown} more` : head;
 }
 
-export function cidrSize(cidr: string): number {
-  const prefix = Number(cidr.split('/')[1]);
-  return 2 ** (32 - prefix);
+/** How many addresses the blocks hold together. */
+export function addressCount(cidrs: readonly string[]): number {
+  return cidrs.reduce((sum, c) => sum + cidrSize(parseIpv4Cidr(c).prefixLength), 0);
 }

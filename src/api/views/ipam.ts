@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { StatusReport } from '../status-report.js';
 import { STATUS_SCHEMA_VERSION } from '../status-schema.js';
-import { cidrList, cidrSize, count, percent, table } from './format.js';
+import { addressCount, cidrList, count, percent, table } from './format.js';
 
 export const ipamShareSchema = z.object({
   /** A node name, or null for the part of a static cluster range nobody was given. */
@@ -34,7 +34,7 @@ export type IpamView = z.infer<typeof ipamViewSchema>;
 export function ipamView(report: StatusReport): IpamView {
   const ipam = report.controlPlane?.ipam;
   const shares = ipam ? ringShares(report) : staticShares(report);
-  const total = ipam ? ipam.totalAddresses : cidrSize(report.clusterCidr);
+  const total = ipam ? ipam.totalAddresses : addressCount([report.clusterCidr]);
   const unreachable = shares.filter((s) => s.peer !== null && !s.reachable);
   const unreachablePercent = unreachable.reduce((sum, s) => sum + s.percent, 0);
   return {
@@ -71,9 +71,9 @@ function ringShares(report: StatusReport): IpamView['shares'] {
 }
 
 function staticShares(report: StatusReport): IpamView['shares'] {
-  const total = cidrSize(report.clusterCidr);
+  const total = addressCount([report.clusterCidr]);
   const share = (peer: string, cidrs: string[], self: boolean) => {
-    const addresses = cidrs.reduce((sum, c) => sum + cidrSize(c), 0);
+    const addresses = addressCount(cidrs);
     return {
       peer,
       self,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { StatusReport } from '../status-report.js';
 import { STATUS_SCHEMA_VERSION } from '../status-schema.js';
-import { ago, cidrList, cidrSize, count, millis, shortPeerId, table } from './format.js';
+import { addressCount, ago, cidrList, count, millis, shortPeerId, table } from './format.js';
 
 export const peerRowSchema = z.object({
   name: z.string(),
@@ -53,7 +53,7 @@ export function peersView(report: StatusReport): PeersView {
     rttMs: null,
     icmp: null,
     cidrs: report.node.podCidrs,
-    addresses: owner(report.node.name)?.addresses ?? sumSizes(report.node.podCidrs),
+    addresses: owner(report.node.name)?.addresses ?? addressCount(report.node.podCidrs),
     inUse: cp ? cp.ipam.allocations : null,
   };
   const others: PeerRow[] = cp
@@ -83,7 +83,7 @@ export function peersView(report: StatusReport): PeersView {
         rttMs: null,
         icmp: icmpOf(p.underlayAddress),
         cidrs: p.cidrs,
-        addresses: sumSizes(p.cidrs),
+        addresses: addressCount(p.cidrs),
         inUse: null,
       }));
   others.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -122,8 +122,4 @@ export function renderPeers(view: PeersView): string {
     'IN USE',
   ];
   return `${table(header, rows)}\n`;
-}
-
-function sumSizes(cidrs: readonly string[]): number {
-  return cidrs.reduce((sum, c) => sum + cidrSize(c), 0);
 }
