@@ -3,6 +3,7 @@
  * agent process runs in. Every step checks the current state first, so setting up over an
  * existing setup (an agent restart) succeeds and changes nothing.
  */
+import { parseIpv4Network } from '../util/ipv4.js';
 import { canonicalCidr, parseIpv4Cidr } from './cidr.js';
 import { deleteLink, ensureBridge, ensureLinkSettings, getLink } from './link.js';
 import { MAX_MTU, MIN_OVERLAY_MTU } from './mtu.js';
@@ -46,11 +47,7 @@ export function validateNodePlumbingConfig(config: NodePlumbingConfig): void {
   if (`${gateway.address}/${gateway.prefixLength}` === gateway.network) {
     throw new RangeError(`gateway ${config.gatewayCidr} is the network address of its prefix`);
   }
-  if (cluster.address !== cluster.network.split('/')[0]) {
-    throw new RangeError(
-      `cluster CIDR ${config.clusterCidr} has host bits set; did you mean ${cluster.network}?`,
-    );
-  }
+  parseIpv4Network(config.clusterCidr); // throws if host bits are set, naming the network meant
   if (
     gateway.prefixLength < cluster.prefixLength ||
     canonicalCidr(`${gateway.address}/${cluster.prefixLength}`) !== cluster.network
