@@ -10,6 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { CommandError, run } from '../util/exec.js';
 import { parseAddresses, parseIpv4Routes, parseLinks } from './ipjson.js';
 import { getLink } from './link.js';
+import { listIpv4Routes } from './route.js';
 
 /** Host ends of pod veths are named `vwf` + 12 hex digits of a hash of the attachment. */
 export const POD_VETH_PREFIX = 'vwf';
@@ -121,9 +122,7 @@ export async function inspectPod(spec: PodLinkSpec): Promise<string[]> {
   if (host.master !== spec.bridge) problems.push(`${spec.hostIf} is not a port of ${spec.bridge}`);
   if (!host.up) problems.push(`${spec.hostIf} is down`);
   if (host.mtu !== spec.mtu) problems.push(`${spec.hostIf} has MTU ${host.mtu}, want ${spec.mtu}`);
-  const hostRoutes = parseIpv4Routes(
-    (await run(['ip', '-4', '-json', 'route', 'show', 'table', 'main'])).stdout,
-  );
+  const hostRoutes = await listIpv4Routes();
   if (!hostRoutes.some((r) => r.dst === `${spec.address}/32` && r.dev === spec.bridge))
     problems.push(`no host route ${spec.address}/32 dev ${spec.bridge}`);
 
