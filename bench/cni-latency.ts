@@ -13,7 +13,7 @@ import {
   weftExecutable,
 } from '../test/helpers/cni.js';
 import { NetnsGroup } from '../test/helpers/netns.js';
-import { withLock } from './measure.js';
+import { percentile, withLock } from './measure.js';
 
 /**
  * CNI ADD and DEL latency, weft against the reference bridge + host-local, in the same run on the
@@ -66,13 +66,8 @@ function cpuTicks(pid: number): number {
   return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
-
 function stats(samples: number[]): Stats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  return { n: samples.length, p50: percentile(samples, 0.5), p99: percentile(samples, 0.99) };
 }
 
 /** Runs `op` over every pod with at most `limit` in flight; returns each call's latency in ms. */
