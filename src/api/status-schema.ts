@@ -68,10 +68,13 @@ export const controlPlanePeerSchema = z.object({
   addressesInUse: count.nullable(),
 });
 
+/** Every connection state, in the order the views list them: established first, then trouble. */
+export const CONNECTION_STATES = ['established', 'connecting', 'retrying', 'failed'] as const;
+
 export const connectionSchema = z.object({
   direction: z.enum(['inbound', 'outbound']),
   address: z.string(),
-  state: z.enum(['connecting', 'established', 'retrying', 'failed']),
+  state: z.enum(CONNECTION_STATES),
   detail: z.string(),
   peerName: z.string().nullable(),
   nextRetryAtMs: z.number().nullable(),

@@ -1,4 +1,5 @@
 import type { StatusReport } from './status-report.js';
+import { CONNECTION_STATES } from './status-schema.js';
 import { count, labelled, plural } from './views/format.js';
 import { ipamView } from './views/ipam.js';
 
@@ -52,11 +53,9 @@ export function renderStatus(report: StatusReport): string {
   return `${out.join('\n')}\n`;
 }
 
-const CONNECTION_STATE_ORDER = ['established', 'connecting', 'retrying', 'failed'];
-
 function connectionSummary(connections: ReadonlyArray<{ state: string }>): string {
   if (connections.length === 0) return '0';
-  const parts = CONNECTION_STATE_ORDER.map(
+  const parts = CONNECTION_STATES.map(
     (state) => [state, connections.filter((c) => c.state === state).length] as const,
   )
     .filter(([, n]) => n > 0)

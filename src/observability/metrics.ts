@@ -1,12 +1,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AdminRequestObserver } from '../api/admin-server.js';
 import type { StatusReport } from '../api/status-report.js';
+import { CONNECTION_STATES } from '../api/status-schema.js';
 import { dropReasonNames } from '../dataplane/counters.js';
 
 const CNI_PATH_PREFIX = '/v1/cni/';
 /** Requests that hand out an address: while one runs, an allocation is pending. */
 const ALLOCATING_PATHS: ReadonlySet<string> = new Set(['/v1/ipam/allocate', '/v1/cni/add']);
-const CONNECTION_STATES = ['connecting', 'established', 'retrying', 'failed'] as const;
 /** CNI ADD can wait for IPAM and plumbing: buckets from 1 ms to 30 s. */
 const CNI_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** A scrape reads the report once: every collector within this window shares it. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { StatusReport } from '../status-report.js';
-import { connectionSchema, STATUS_SCHEMA_VERSION } from '../status-schema.js';
+import { CONNECTION_STATES, connectionSchema, STATUS_SCHEMA_VERSION } from '../status-schema.js';
 import { table } from './format.js';
 
 export const connectionsViewSchema = z.object({
@@ -12,12 +12,12 @@ export const connectionsViewSchema = z.object({
 
 export type ConnectionsView = z.infer<typeof connectionsViewSchema>;
 
-const STATE_ORDER = ['established', 'connecting', 'retrying', 'failed'];
-
 /** Established first, then the ones that need attention, each by address. */
 export function connectionsView(report: StatusReport): ConnectionsView {
   const connections = [...(report.controlPlane?.connections ?? [])].sort(
-    (a, b) => STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || (a.address < b.address ? -1 : 1),
+    (a, b) =>
+      CONNECTION_STATES.indexOf(a.state) - CONNECTION_STATES.indexOf(b.state) ||
+      (a.address < b.address ? -1 : 1),
   );
   return { schemaVersion: STATUS_SCHEMA_VERSION, controlPlane: report.controlPlane !== null, connections };
 }
