@@ -10,11 +10,10 @@ import {
 import type { SeedingMode } from '../ipam/index.js';
 import { isNodeName, NODE_NAME_RULE } from '../util/node-name.js';
 import { type CommonSettings, parseInteger } from './agent-config.js';
-import type { ListenAddress } from './listen-address.js';
 import { ConfigError } from './static-peers.js';
 
 /** `agent run` without a peer file: gossip discovery and IPAM decide peers and ranges. */
-export interface ClusterConfig {
+export interface ClusterConfig extends CommonSettings {
   nodeName: string;
   underlayAddress: string;
   peers: string[];
@@ -26,16 +25,6 @@ export interface ClusterConfig {
   expectedPeers: number | undefined;
   heartbeatMs: number;
   peerTimeoutMs: number;
-  clusterCidr: string;
-  vni: number;
-  dataPort: number;
-  tunName: string;
-  bridgeName: string;
-  mtu: number | undefined;
-  adminSocket: string;
-  healthListen: ListenAddress | null;
-  metricsListen: ListenAddress | null;
-  offload: boolean;
   /** `--kube-peers`: peers from Node objects, reclaim of deleted nodes (src/k8s). */
   kube: KubeSettings | undefined;
 }
