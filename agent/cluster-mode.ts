@@ -49,7 +49,6 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         log,
       )
     : undefined;
-  const expectedPeers = kube ? kube.expectedPeers : config.expectedPeers;
   const ipamConfig = {
     peer: config.nodeName,
     clusterRange: config.clusterCidr,
@@ -139,11 +138,11 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
   driver.on('ring-changed', () => void sync());
   gossip.on('topology-changed', (peers) => {
     const reachable = peers.filter((p) => p.state === 'reachable').map((p) => p.name);
-    void driver.setKnownPeers(reachable, expectedPeers).catch(() => undefined);
+    void driver.setKnownPeers(reachable).catch(() => undefined);
     void sync();
   });
   driver.start();
-  await driver.setKnownPeers([], expectedPeers);
+  await driver.setKnownPeers([]);
   kube?.startReclaim({
     rmpeer: (peer) => driver.rmpeer(peer),
     isReachable: (peer) => gossip.peers().some((p) => p.name === peer && p.state === 'reachable'),
