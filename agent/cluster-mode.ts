@@ -49,7 +49,6 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         log,
       )
     : undefined;
-  const expectedPeers = kube ? kube.expectedPeers : config.expectedPeers;
   const ipamConfig = {
     peer: config.nodeName,
     clusterRange: config.clusterCidr,
@@ -139,13 +138,19 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
   driver.on('ring-changed', () => void sync());
   gossip.on('topology-changed', (peers) => {
     const reachable = peers.filter((p) => p.state === 'reachable').map((p) => p.name);
-    void driver.setKnownPeers(reachable, expectedPeers).catch(() => undefined);
+    void driver.setKnownPeers(reachable).catch(() => undefined);
     void sync();
   });
   driver.start();
-  await driver.setKnownPeers([], expectedPeers);
+  await driver.setKnownPeers([]);
+  /** A peer whose ranges were taken over leaves the topology too (it reappears if it is alive). */
+  const rmpeer = async (peer: string, allowReachable = false) => {
+    const result = await driver.rmpeer(peer, { allowReachable });
+    if (result.ok) gossip.forgetPeer(peer);
+    return result;
+  };
   kube?.startReclaim({
-    rmpeer: (peer) => driver.rmpeer(peer),
+    rmpeer: (peer) => rmpeer(peer),
     isReachable: (peer) => gossip.peers().some((p) => p.name === peer && p.state === 'reachable'),
   });
   void sync();
@@ -193,7 +198,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         const { peer, force } = (body ?? {}) as { peer?: unknown; force?: unknown };
         if (typeof peer !== 'string' || peer.length === 0)
           throw new AdminRequestError(400, 'body needs {"peer": "<node name>"}');
-        const result = await driver.rmpeer(peer, { allowReachable: force === true });
+        const result = await rmpeer(peer, force === true);
         if (!result.ok) throw new AdminRequestError(409, result.message);
         return result;
       },

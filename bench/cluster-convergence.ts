@@ -5,7 +5,13 @@ import { parseArgs } from 'node:util';
 import { waitFor } from '../test/helpers/agent.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { NetnsGroup } from '../test/helpers/netns.js';
-import { DEFAULT_MEASURE_OPTIONS, waitForQuietMachine, withLock } from './measure.js';
+import {
+  DEFAULT_MEASURE_OPTIONS,
+  parsePidStatTicks,
+  percentile,
+  waitForQuietMachine,
+  withLock,
+} from './measure.js';
 
 /**
  * Real agents (data plane, gossip and IPAM) in N node namespaces on one switch, all started at
@@ -58,8 +64,7 @@ interface Row {
 }
 
 function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return Number(fields[11]) + Number(fields[12]);
+  return parsePidStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 }
 
 function rssMb(pid: number): number {
@@ -68,8 +73,6 @@ function rssMb(pid: number): number {
     .find((l) => l.startsWith('VmRSS:'));
   return Number(line?.split(/\s+/)[1]) / 1024;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 const log = (message: string) => console.error(`[conv] ${message}`);
 
@@ -153,9 +156,9 @@ async function measure(size: number): Promise<Row> {
       loadAvg1,
       bootSec,
       convergedSec,
-      rssMbMedian: median(rss),
+      rssMbMedian: percentile(rss, 0.5),
       rssMbMax: Math.max(...rss),
-      idleCpuPctMedian: median(cpu),
+      idleCpuPctMedian: percentile(cpu, 0.5),
       idleCpuPctMax: Math.max(...cpu),
     };
   } finally {

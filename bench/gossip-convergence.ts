@@ -3,10 +3,7 @@
 // Reports the time from the last process start until every node sees every other node reachable,
 // then RSS and CPU per process from /proc over an idle window.
 //
-// Build and run (compiles only the gossip files, into the usual dist/ layout):
-//   npx tsc --outDir dist --rootDir . --module nodenext --moduleResolution nodenext --target es2022 \
-//     --lib es2023 --types node --strict --skipLibCheck src/util/polyfill.ts bench/gossip-agent.ts bench/gossip-convergence.ts
-//   node dist/bench/gossip-convergence.js [--sizes 5,10,20] [--heartbeat-ms 5000] [--idle-s 15] [--settle-s 5]
+//   npm run build && node dist/bench/gossip-convergence.js [--sizes 5,10,20] [--heartbeat-ms 5000] [--idle-s 15] [--settle-s 5]
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { AgentReport } from './gossip-agent.js';
+import { parsePidStatTicks, percentile } from './measure.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,16 +60,10 @@ interface RunResult {
   droppedRecords: Record<string, number>;
 }
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? Number.NaN;
-};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
+  return parsePidStatTicks(await readFile(`/proc/${pid}/stat`, 'utf8'));
 }
 
 async function rssMb(pid: number): Promise<number> {

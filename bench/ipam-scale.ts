@@ -1,16 +1,13 @@
-// Scale benchmark for IPAM (src/ipam): 1,000 simulated peers in one process (test/unit/ipam/sim.ts).
+// Scale benchmark for IPAM (src/ipam): 1,000 simulated peers in one process (test/helpers/ipam-sim.ts).
 // Phase 1 seeds the ring by Paxos among all peers (expected count = N); phase 2 lets J more peers join
 // as observers and get space by donation; phase 3 allocates pods on every peer. Reports rounds and
 // messages until convergence, the ring's size as JSON, and asserts the safety invariants (no range
 // owned twice, no address allocated twice) at the end of every round.
 //
-// Build and run:
-//   npx tsc --outDir dist --rootDir . --module nodenext --moduleResolution nodenext --target es2022 \
-//     --lib es2023 --types node --strict --skipLibCheck bench/ipam-scale.ts
-//   node dist/bench/ipam-scale.js [--peers 1000] [--joins 100] [--pods 5] [--fanout 8] [--range 10.32.0.0/12]
+//   npm run build && node dist/bench/ipam-scale.js [--peers 1000] [--joins 100] [--pods 5] [--fanout 8] [--range 10.32.0.0/12]
 import { parseArgs } from 'node:util';
 import { encodeRing } from '../src/ipam/messages.js';
-import { IpamSim } from '../test/unit/ipam/sim.js';
+import { IpamSim } from '../test/helpers/ipam-sim.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -10,32 +10,20 @@ import {
 import type { SeedingMode } from '../ipam/index.js';
 import { isNodeName, NODE_NAME_RULE } from '../util/node-name.js';
 import { type CommonSettings, parseInteger } from './agent-config.js';
-import type { ListenAddress } from './listen-address.js';
 import { ConfigError } from './static-peers.js';
 
 /** `agent run` without a peer file: gossip discovery and IPAM decide peers and ranges. */
-export interface ClusterConfig {
+export interface ClusterConfig extends CommonSettings {
   nodeName: string;
   underlayAddress: string;
   peers: string[];
   gossipPort: number;
   stateDir: string;
   clusterSecretFile: string | undefined;
+  /** Consensus carries the expected cluster size: given, the --peers count, or (--kube-peers) unset. */
   seeding: SeedingMode;
-  /** Expected cluster size for consensus seeding, when given or derived from --peers. */
-  expectedPeers: number | undefined;
   heartbeatMs: number;
   peerTimeoutMs: number;
-  clusterCidr: string;
-  vni: number;
-  dataPort: number;
-  tunName: string;
-  bridgeName: string;
-  mtu: number | undefined;
-  adminSocket: string;
-  healthListen: ListenAddress | null;
-  metricsListen: ListenAddress | null;
-  offload: boolean;
   /** `--kube-peers`: peers from Node objects, reclaim of deleted nodes (src/k8s). */
   kube: KubeSettings | undefined;
 }
@@ -97,7 +85,7 @@ export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings):
     }
   }
   const others = new Set(peers.map((p) => p.split(':')[0]).filter((host) => host !== underlayAddress));
-  const { seeding, expectedPeers } = parseIpamInit(flags.ipamInit, others.size + 1);
+  const seeding = parseIpamInit(flags.ipamInit, flags.kubePeers ? undefined : others.size + 1);
   const heartbeatMs = parseInteger(
     '--heartbeat-ms',
     flags.heartbeatMs,
@@ -141,7 +129,6 @@ export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings):
     stateDir: flags.stateDir ?? clusterDefaults.stateDir,
     clusterSecretFile: flags.clusterSecretFile,
     seeding,
-    expectedPeers,
     heartbeatMs,
     peerTimeoutMs,
   };
@@ -149,29 +136,27 @@ export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings):
 
 /**
  * `--ipam-init`, as Weave's --ipalloc-init: `consensus` (quorum of the expected cluster size,
- * by default the --peers count plus this node), `consensus=N`, `seeds=a,b,c` (these nodes split
- * the range at once) or `observer` (join an existing ring, never seed one).
+ * by default `peerCount`: the --peers count plus this node, or undefined with --kube-peers, which
+ * fills in the Node count), `consensus=N`, `seeds=a,b,c` (these nodes split the range at once) or
+ * `observer` (join an existing ring, never seed one).
  */
-export function parseIpamInit(
-  value: string | undefined,
-  peerCount: number,
-): { seeding: SeedingMode; expectedPeers: number | undefined } {
+export function parseIpamInit(value: string | undefined, peerCount: number | undefined): SeedingMode {
   const text = value ?? 'consensus';
-  if (text === 'observer') return { seeding: { kind: 'observer' }, expectedPeers: undefined };
+  if (text === 'observer') return { kind: 'observer' };
   if (text === 'consensus')
-    return { seeding: { kind: 'consensus', expectedPeers: peerCount }, expectedPeers: peerCount };
+    return peerCount === undefined ? { kind: 'consensus' } : { kind: 'consensus', expectedPeers: peerCount };
   const consensus = /^consensus=(\d+)$/.exec(text);
   if (consensus) {
     const n = Number(consensus[1]);
     if (n < 1) throw new ConfigError('--ipam-init consensus=N needs N of at least 1');
-    return { seeding: { kind: 'consensus', expectedPeers: n }, expectedPeers: n };
+    return { kind: 'consensus', expectedPeers: n };
   }
   const seeds = /^seeds=(.+)$/.exec(text);
   if (seeds) {
     const names = (seeds[1] as string).split(',').map((s) => s.trim());
     if (names.some((n) => !isNodeName(n)))
       throw new ConfigError(`--ipam-init ${text}: seeds must be node names`);
-    return { seeding: { kind: 'seeds', seeds: names }, expectedPeers: undefined };
+    return { kind: 'seeds', seeds: names };
   }
   throw new ConfigError(`--ipam-init ${text} must be consensus, consensus=N, seeds=a,b,… or observer`);
 }

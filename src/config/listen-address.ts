@@ -18,7 +18,3 @@ export function parseListenAddress(flag: string, value: string): ListenAddress |
   }
   return { host, port };
 }
-
-export function formatListenAddress(listen: ListenAddress): string {
-  return `${listen.host}:${listen.port}`;
-}

@@ -94,9 +94,9 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     await Promise.all(this.sending);
   }
 
-  /** The topology's reachable peers (and optionally the expected cluster size) changed. */
-  setKnownPeers(names: Iterable<string>, expectedCount?: number): Promise<void> {
-    return this.apply((ipam) => ipam.setKnownPeers(names, expectedCount));
+  /** The topology's reachable peers changed (the expected cluster size comes with the seeding mode). */
+  setKnownPeers(names: Iterable<string>): Promise<void> {
+    return this.apply((ipam) => ipam.setKnownPeers(names));
   }
 
   /** Allocates for a container; resolves only once the allocation is on disk. */

@@ -4,7 +4,6 @@ import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { type ChannelHost, channelTopic, TopicChannel } from './channel.js';
 import { type GossipConfig, type GossipConfigInput, parseGossipConfig } from './config.js';
 import { type ConnectionView, describeConnections } from './connection-view.js';
@@ -44,11 +43,6 @@ export type GossipNodeEvents = {
 const PUBLISH_SOON_DELAY_MS = 200;
 const MAX_LOGGED_REJECTIONS = 4096;
 
-const localRecordUpdateSchema = z.object({
-  underlayAddress: z.ipv4().optional(),
-  dataPort: z.int().min(1).max(65_535).optional(),
-});
-
 /**
  * One agent's libp2p node: identity, private network, connection upkeep, topology records over
  * gossipsub, peer RTTs, and named channels for other subsystems. Single use: start once, stop once.
@@ -70,8 +64,6 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   private topology: Topology | undefined;
   private connectionMaker: ConnectionMaker | undefined;
   private ownPeerId: string | undefined;
-  private underlayAddress: string;
-  private dataPort: number;
   private readonly incarnation = Date.now();
   private seq = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -83,8 +75,6 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     super();
     this.config = parseGossipConfig(config);
     this.logger = logger.child({ component: 'gossip', node: this.config.nodeName });
-    this.underlayAddress = this.config.underlayAddress;
-    this.dataPort = this.config.dataPort;
     if (this.config.peers.length > 0) {
       this.peerSources.push(
         new StaticPeerSource(this.config.peers, { defaultPort: this.config.listenPort, logger: this.logger }),
@@ -175,12 +165,6 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     this.logger.info('gossip node stopped');
   }
 
-  /** Adds a discovery source (e.g. Kubernetes Nodes); it starts now if the node is running. */
-  addPeerSource(source: PeerSource): void {
-    this.peerSources.push(source);
-    if (this.lifecycle === 'running') this.startPeerSource(source);
-  }
-
   /** The channel `name` (topic `/weft/<name>/1`, protocol `/weft/<name>/req/1.0.0`), created on first use. */
   channel(name: string): TopicChannel {
     const existing = this.channels.get(name);
@@ -236,14 +220,6 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   /** Records dropped on receipt, by reason. */
   droppedRecords(): Record<RecordRejectReason, number> {
     return { ...this.droppedByReason };
-  }
-
-  /** Changes what we announce (e.g. the data plane moved) and announces it at once. */
-  updateLocalRecord(update: { underlayAddress?: string; dataPort?: number }): void {
-    const checked = localRecordUpdateSchema.parse(update);
-    this.underlayAddress = checked.underlayAddress ?? this.underlayAddress;
-    this.dataPort = checked.dataPort ?? this.dataPort;
-    if (this.lifecycle === 'running') void this.publishOwnRecord();
   }
 
   /** Our records carry this count from now on (read at every heartbeat, no extra publish). */
@@ -398,9 +374,9 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
       v: TOPOLOGY_RECORD_VERSION,
       name: this.config.nodeName,
       peerId: this.peerId,
-      underlay: this.underlayAddress,
+      underlay: this.config.underlayAddress,
       gossipPort: this.config.listenPort,
-      dataPort: this.dataPort,
+      dataPort: this.config.dataPort,
       version: this.config.agentVersion,
       incarnation: this.incarnation,
       seq: this.seq++,

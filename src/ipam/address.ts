@@ -107,7 +107,3 @@ export function intervalsSize(intervals: readonly Interval[]): number {
   for (const i of intervals) total += i.end - i.start;
   return total;
 }
-
-export function formatInterval(interval: Interval): string {
-  return `${formatAddress(interval.start)}-${formatAddress(interval.end - 1)}`;
-}

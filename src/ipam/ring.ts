@@ -267,8 +267,8 @@ export function reportFree(ring: Ring, peer: string, freeByToken: ReadonlyMap<nu
   return changed ? { ...ring, entries } : ring;
 }
 
-/** CIDR blocks per owner, for the data plane's route table; peers sorted by name. */
-export function ownedRanges(ring: Ring): Array<{ peer: string; cidrs: string[] }> {
+/** Each owner's ranges, joined where they touch, in ring order of first appearance. */
+export function intervalsByOwner(ring: Ring): Map<string, Interval[]> {
   const byPeer = new Map<string, Interval[]>();
   ring.entries.forEach((entry, i) => {
     let list = byPeer.get(entry.peer);
@@ -278,10 +278,19 @@ export function ownedRanges(ring: Ring): Array<{ peer: string; cidrs: string[] }
     }
     list.push({ start: entry.token, end: entryEnd(ring, i) });
   });
+  for (const [peer, list] of byPeer) byPeer.set(peer, normaliseIntervals(list));
+  return byPeer;
+}
+
+export function intervalsToCidrStrings(intervals: readonly Interval[]): string[] {
+  return intervals.flatMap((interval) => intervalToCidrs(interval).map(formatCidr));
+}
+
+/** CIDR blocks per owner, for the data plane's route table; peers sorted by name. */
+export function ownedRanges(ring: Ring): Array<{ peer: string; cidrs: string[] }> {
+  const byPeer = intervalsByOwner(ring);
   return [...byPeer.keys()].sort().map((peer) => ({
     peer,
-    cidrs: normaliseIntervals(byPeer.get(peer) ?? []).flatMap((interval) =>
-      intervalToCidrs(interval).map(formatCidr),
-    ),
+    cidrs: intervalsToCidrStrings(byPeer.get(peer) ?? []),
   }));
 }

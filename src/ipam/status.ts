@@ -1,6 +1,6 @@
-import { formatCidr, type Interval, intervalToCidrs, normaliseIntervals } from './address.js';
+import { intervalsSize } from './address.js';
 import type { IpamNode } from './node.js';
-import { entryEnd } from './ring.js';
+import { intervalsByOwner, intervalsToCidrStrings } from './ring.js';
 import type { IpamConflict } from './snapshot.js';
 
 export type IpamState =
@@ -64,23 +64,18 @@ export function ipamStatus(node: IpamNode): IpamStatus {
   else if (node.freeAddresses > 0) state = { kind: 'ready' };
   else state = { kind: 'out-of-space', askingPeer: node.askingForSpace ?? null };
 
-  const byPeer = new Map<string, Interval[]>();
   const freeByPeer = new Map<string, number>();
-  ring?.entries.forEach((entry, i) => {
-    const list = byPeer.get(entry.peer) ?? [];
-    list.push({ start: entry.token, end: entryEnd(ring, i) });
-    byPeer.set(entry.peer, list);
+  for (const entry of ring?.entries ?? []) {
     freeByPeer.set(entry.peer, (freeByPeer.get(entry.peer) ?? 0) + entry.free);
-  });
-  const owners = [...byPeer]
+  }
+  const owners = [...(ring ? intervalsByOwner(ring) : [])]
     .map(([peer, intervals]): IpamOwnerStatus => {
-      const joined = normaliseIntervals(intervals);
-      const addresses = joined.reduce((sum, i) => sum + i.end - i.start, 0);
+      const addresses = intervalsSize(intervals);
       return {
         peer,
         addresses,
         percent: (100 * addresses) / total,
-        cidrs: joined.flatMap((i) => intervalToCidrs(i).map(formatCidr)),
+        cidrs: intervalsToCidrStrings(intervals),
         reachable: node.knownPeers.has(peer),
         reportedFree: freeByPeer.get(peer) ?? 0,
       };

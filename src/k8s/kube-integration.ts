@@ -30,9 +30,8 @@ export class KubeIntegration {
     private readonly options: KubeOptions,
     private readonly watcher: NodeWatcher,
     private readonly store: RegistryStore,
+    /** Plain consensus expects the Node count at start (Weave's way). */
     readonly seeding: SeedingMode,
-    /** Expected cluster size for consensus seeding: the Node count at start (Weave's way). */
-    readonly expectedPeers: number | undefined,
     readonly peerSource: PeerSource,
     private readonly log: Logger,
   ) {}
@@ -54,12 +53,8 @@ export class KubeIntegration {
         log,
       });
       let seeding: SeedingMode = options.seeding ?? { kind: 'seeds', seeds };
-      let expectedPeers: number | undefined;
       if (seeding.kind === 'consensus' && seeding.expectedPeers === undefined) {
-        expectedPeers = Math.max(1, nodeNames().length);
-        seeding = { kind: 'consensus', expectedPeers };
-      } else if (seeding.kind === 'consensus') {
-        expectedPeers = seeding.expectedPeers;
+        seeding = { kind: 'consensus', expectedPeers: Math.max(1, nodeNames().length) };
       }
       log.info(
         { nodes: nodeNames().length, seeding, registry: `${connection.namespace}/${store.name}` },
@@ -69,7 +64,7 @@ export class KubeIntegration {
         selfName: options.nodeName,
         gossipPort: options.gossipPort,
       });
-      return new KubeIntegration(options, watcher, store, seeding, expectedPeers, peerSource, log);
+      return new KubeIntegration(options, watcher, store, seeding, peerSource, log);
     } catch (error) {
       await watcher.stop();
       throw error;

@@ -129,6 +129,8 @@ describeAsRoot('control plane scenarios with real agent processes', () => {
     };
     expect(again.cidrs).toEqual([]);
     expect(await share('n1', 'n1')).toBe(n1Before + n3Before);
+    // The dead node leaves n1's topology as well; it would come back only by announcing itself.
+    expect((await cluster.status('n1')).controlPlane?.peers.map((p) => p.name)).toEqual(['n2']);
     // A pod on n1 still gets an address and reaches n2's pods through the updated routes.
     const onN1 = await cluster.addPod('n1', 't1');
     const onN2 = await cluster.addPod('n2', 't2');

@@ -6,6 +6,7 @@ import { RouteTable } from '../../../src/dataplane/route-table.js';
 import type { GossipChannel } from '../../../src/gossip/channel.js';
 import { MemoryChannelHub } from '../../../src/gossip/fake/memory-channel.js';
 import { IpamNode, type IpamSnapshot } from '../../../src/ipam/index.js';
+import { waitFor } from '../../helpers/agent.js';
 
 const log = pino({ level: 'silent' });
 const CLUSTER = '10.32.0.0/12';
@@ -69,13 +70,7 @@ function cluster(names: string[], seeds: string[] = names): Harness {
   return harness;
 }
 
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (condition: () => boolean) => waitFor(condition, 5_000, 'condition not reached', 10);
 
 let running: IpamDriver[] = [];
 afterEach(async () => {

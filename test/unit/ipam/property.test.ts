@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { IpamSim } from './sim.js';
+import { IpamSim } from '../../helpers/ipam-sim.js';
 
 /**
  * Random schedules of 3-20 peers over a lossy, reordering, duplicating, partitioning network with

@@ -27,6 +27,15 @@ describe('agent run --kube-peers configuration', () => {
     expect(buildClusterConfig(base, common).kube).toBeUndefined();
   });
 
+  it('leaves plain --ipam-init consensus to the Node count with --kube-peers, not the --peers count', () => {
+    const withKube = buildClusterConfig({ ...base, kubePeers: true, ipamInit: 'consensus' }, common);
+    expect(withKube.seeding).toEqual({ kind: 'consensus' });
+    const fixed = buildClusterConfig({ ...base, kubePeers: true, ipamInit: 'consensus=5' }, common);
+    expect(fixed.seeding).toEqual({ kind: 'consensus', expectedPeers: 5 });
+    const withoutKube = buildClusterConfig({ ...base, peers: '192.168.1.11,192.168.1.12' }, common);
+    expect(withoutKube.seeding).toEqual({ kind: 'consensus', expectedPeers: 3 });
+  });
+
   it('rejects a kubeconfig without --kube-peers and a lease out of range', () => {
     expect(() => buildClusterConfig({ ...base, kubeconfig: '/k' }, common)).toThrow(
       /--kubeconfig needs --kube-peers/,

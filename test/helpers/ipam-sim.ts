@@ -1,4 +1,4 @@
-import { type Interval, parseAddress, parseCidr } from '../../../src/ipam/address.js';
+import { type Interval, parseAddress, parseCidr } from '../../src/ipam/address.js';
 import {
   BROADCAST,
   decodeRing,
@@ -6,12 +6,12 @@ import {
   IPAM_PROTOCOL_VERSION,
   type IpamMessage,
   parseIpamMessage,
-} from '../../../src/ipam/messages.js';
-import { GATEWAY_ID, type IpamConfig, IpamNode, type IpamTiming } from '../../../src/ipam/node.js';
-import { mergeRings, ownedIntervals, type Ring, ringsEqual } from '../../../src/ipam/ring.js';
-import type { SeedingMode } from '../../../src/ipam/seeding.js';
-import { type IpamSnapshot, parseSnapshot } from '../../../src/ipam/snapshot.js';
-import { chooseDonation, isUsable, ownedBlocks } from '../../../src/ipam/space.js';
+} from '../../src/ipam/messages.js';
+import { GATEWAY_ID, type IpamConfig, IpamNode, type IpamTiming } from '../../src/ipam/node.js';
+import { mergeRings, ownedIntervals, type Ring, ringsEqual } from '../../src/ipam/ring.js';
+import type { SeedingMode } from '../../src/ipam/seeding.js';
+import { type IpamSnapshot, parseSnapshot } from '../../src/ipam/snapshot.js';
+import { chooseDonation, isUsable, ownedBlocks } from '../../src/ipam/space.js';
 
 /**
  * An in-process network of IpamNodes driven in rounds: each round advances the clock, ticks every running
