@@ -95,6 +95,22 @@ const options = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** Options of `run` that configure gossip discovery and IPAM, which a static peer file replaces. */
+const GOSSIP_MODE_FLAGS = [
+  'name',
+  'underlay-address',
+  'peers',
+  'gossip-port',
+  'state-dir',
+  'cluster-secret-file',
+  'ipam-init',
+  'heartbeat-ms',
+  'peer-timeout-ms',
+  'kube-peers',
+  'kubeconfig',
+  'kube-reclaim-lease-ms',
+] as const satisfies ReadonlyArray<keyof typeof options>;
+
 class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
@@ -160,6 +176,12 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
   const log = createLogger(logLevel);
   let agent: RunningAgent;
   if (flags.peersFile) {
+    const ignored = GOSSIP_MODE_FLAGS.filter((flag) => values[flag] !== undefined);
+    if (ignored.length > 0) {
+      throw new ConfigError(
+        `${ignored.map((f) => `--${f}`).join(', ')} only apply to gossip mode; --peers-file runs with the fixed ranges of the file: drop one or the other`,
+      );
+    }
     const peersFile = flags.peersFile;
     const config = buildAgentConfig(flags, await loadStaticPeerFile(peersFile));
     log.info({ version: weftVersion, node: config.nodeName, mode: 'static peers' }, 'starting weft agent');

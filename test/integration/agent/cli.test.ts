@@ -107,6 +107,11 @@ describe('agent command line', () => {
       /--health-listen localhost:6784 must be IPV4:PORT/,
     ],
     [
+      'gossip-mode flags next to a static peer file',
+      ['--peers-file', peerFile('mixed.json', good), '--peers', '192.168.5.2', '--kube-peers'],
+      /--peers, --kube-peers only apply to gossip mode/,
+    ],
+    [
       'a bad log level',
       ['--peers-file', peerFile('log.json', good), '--log-level', 'loud'],
       /--log-level loud/,
