@@ -59,6 +59,6 @@ export async function startStaticAgent(config: AgentConfig, log: Logger): Promis
   };
 }
 
-export function routeSpec(config: AgentConfig): RouteTableSpec {
+function routeSpec(config: AgentConfig): RouteTableSpec {
   return { localCidrs: config.podCidrs, peers: config.peers };
 }

@@ -39,7 +39,7 @@ export interface BenchMode {
 }
 
 /** A bench mode for an overlay that runs no processes of its own (kernel data planes). */
-export function kernelBenchMode(name: string, podMtu: number, overlay: OverlayMode): BenchMode {
+function kernelBenchMode(name: string, podMtu: number, overlay: OverlayMode): BenchMode {
   return { name, podMtu, setUp: async (group, topo) => ({ pids: [], undo: await overlay(group, topo) }) };
 }
 
@@ -84,7 +84,7 @@ async function checkConnectivity(group: NetnsGroup, topo: TwoNodeTopology): Prom
 }
 
 /** Builds a fresh topology, applies the mode, measures, and always tears everything down. */
-export async function measureMode(mode: BenchMode, options: BenchOptions = {}): Promise<ModeResult> {
+async function measureMode(mode: BenchMode, options: BenchOptions = {}): Promise<ModeResult> {
   const { topology: topologyOptions, ...measureOptions } = options;
   const log = options.log ?? DEFAULT_MEASURE_OPTIONS.log;
   const podMtu = mode.podMtu ?? 1500;
@@ -195,7 +195,7 @@ const COLUMNS: readonly Column[] = [
 ];
 
 /** Aligned text table; numbers right-aligned, failed modes listed below it. */
-export function formatComparison(results: readonly ModeResult[], reference: string): string {
+function formatComparison(results: readonly ModeResult[], reference: string): string {
   const ref = results.find((r) => r.mode === reference && r.status === 'ok');
   const rows = [COLUMNS.map((c) => c.title), ...results.map((r) => COLUMNS.map((c) => c.cell(r, ref)))];
   const widths = COLUMNS.map((_, i) => Math.max(...rows.map((row) => (row[i] as string).length)));

@@ -401,6 +401,26 @@ static bool is_per_packet_write_error(int err) {
   return err == EINVAL || err == EMSGSIZE || err == EIO;
 }
 
+typedef enum { TUN_WRITTEN, TUN_SKIPPED, TUN_FULL, TUN_FAILED } tun_write_outcome;
+
+/* One packet (as iovecs) into a TUN: written, skipped (refused on its own), full (end the batch) or failed (errno). */
+static tun_write_outcome tun_write_packet(int fd, const struct iovec *iov, int count) {
+  ssize_t r;
+  do r = writev(fd, iov, count);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) return TUN_WRITTEN;
+  if (is_queue_full(errno)) return TUN_FULL;
+  return is_per_packet_write_error(errno) ? TUN_SKIPPED : TUN_FAILED;
+}
+
+/* The (buf, offsets, lengths, n) arguments of a packet-list call, checked to lie inside buf. */
+static bool get_packet_list(napi_env env, napi_value *argv, byte_view *buf, u32_view *offsets, u32_view *lengths,
+                            int64_t *count) {
+  return get_bytes(env, argv[0], "buf", buf) && get_u32s(env, argv[1], "offsets", offsets) &&
+         get_u32s(env, argv[2], "lengths", lengths) && get_integer(env, argv[3], "n", 0, UINT32_MAX, count) &&
+         check_packets(env, buf, offsets, lengths, (uint64_t)*count);
+}
+
 /* tunWriteBatch(fd, buf, offsets, lengths, n) -> packets written; a full queue ends the batch */
 static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   napi_value argv[5];
@@ -409,24 +429,15 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   u32_view offsets, lengths;
   int64_t count;
   if (!get_args(env, info, 5, argv)) return NULL;
-  if (!get_fd(env, argv[0], &fd) || !get_bytes(env, argv[1], "buf", &buf) ||
-      !get_u32s(env, argv[2], "offsets", &offsets) || !get_u32s(env, argv[3], "lengths", &lengths) ||
-      !get_integer(env, argv[4], "n", 0, UINT32_MAX, &count))
-    return NULL;
-  if (!check_packets(env, &buf, &offsets, &lengths, (uint64_t)count)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_packet_list(env, argv + 1, &buf, &offsets, &lengths, &count)) return NULL;
 
   uint32_t written = 0;
   for (uint32_t i = 0; i < count; i++) {
-    ssize_t r;
-    do r = write(fd, buf.data + offsets.data[i], lengths.data[i]);
-    while (r < 0 && errno == EINTR);
-    if (r >= 0) {
-      written++;
-    } else if (is_queue_full(errno)) {
-      break;
-    } else if (!is_per_packet_write_error(errno)) {
-      return throw_errno(env, errno, "write");
-    }
+    struct iovec iov = {buf.data + offsets.data[i], lengths.data[i]};
+    tun_write_outcome outcome = tun_write_packet(fd, &iov, 1);
+    if (outcome == TUN_FULL) break;
+    if (outcome == TUN_FAILED) return throw_errno(env, errno, "writev");
+    if (outcome == TUN_WRITTEN) written++;
   }
   return make_u32(env, written);
 }
@@ -871,13 +882,6 @@ static uint32_t gro_iovecs(const byte_view *buf, const u32_view *offsets, const 
 
 #define GRO_HDR_SPACE (VNET_HDR_LEN + 120)
 
-static bool get_packet_list(napi_env env, napi_value *argv, byte_view *buf, u32_view *offsets, u32_view *lengths,
-                            int64_t *count) {
-  return get_bytes(env, argv[0], "buf", buf) && get_u32s(env, argv[1], "offsets", offsets) &&
-         get_u32s(env, argv[2], "lengths", lengths) && get_integer(env, argv[3], "n", 0, UINT32_MAX, count) &&
-         check_packets(env, buf, offsets, lengths, (uint64_t)*count);
-}
-
 /*
  * tunWriteGro(fd, buf, offsets, lengths, n) -> packets written. For a TUN opened with vnetHdr:
  * packets are whole inner IPv4 packets; consecutive TCP segments of one flow are written as one
@@ -898,16 +902,10 @@ static napi_value tun_write_gro(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count;) {
     uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count);
     uint32_t k = gro_iovecs(&buf, &offsets, &lengths, i, run, hdr, iov);
-    ssize_t r;
-    do r = writev(fd, iov, (int)k);
-    while (r < 0 && errno == EINTR);
-    if (r >= 0) {
-      written += run;
-    } else if (is_queue_full(errno)) {
-      break;
-    } else if (!is_per_packet_write_error(errno)) {
-      return throw_errno(env, errno, "writev");
-    }
+    tun_write_outcome outcome = tun_write_packet(fd, iov, (int)k);
+    if (outcome == TUN_FULL) break;
+    if (outcome == TUN_FAILED) return throw_errno(env, errno, "writev");
+    if (outcome == TUN_WRITTEN) written += run;
     i += run;
   }
   return make_u32(env, written);

@@ -137,7 +137,7 @@ export class Forwarder {
   }
 
   private encapsulateBatch(batch: PacketBatch, read: number): void {
-    const { buf, offsets, lengths, addrs, ports } = batch;
+    const { buf, offsets, lengths } = batch;
     const routes = this.routes;
     const counters = this.counters;
     let out = 0;
@@ -148,23 +148,13 @@ export class Forwarder {
         counters.drop(DropReason.Oversize);
         continue;
       }
-      // Pod addressing is IPv4; an IPv6 or damaged packet from the kernel has nowhere to go.
-      if (length < IPV4_MIN_HEADER || (buf[offset] as number) >> 4 !== 4) {
-        counters.drop(DropReason.NoRoute);
-        continue;
-      }
-      const peer = routes.lookup(buf.readUInt32BE(offset + 16));
-      if (peer < 0) {
-        counters.drop(DropReason.NoRoute);
-        continue;
-      }
+      const peer = this.peerFor(buf, offset, length);
+      if (peer < 0) continue;
       const start = offset - GPE_HEADER_LENGTH;
       buf.set(this.header, start);
       offsets[out] = start;
       lengths[out] = length + GPE_HEADER_LENGTH;
-      addrs[out] = routes.peerAddrs[peer] as number;
-      ports[out] = routes.peerPorts[peer] as number;
-      this.txPeers[out] = peer;
+      this.addressTo(batch, out, peer);
       out++;
     }
     if (out === 0) return;
@@ -185,7 +175,7 @@ export class Forwarder {
    * is per super-packet; segmentation, checksums and the GPE headers are the transport's.
    */
   private encapsulateSuperPackets(batch: PacketBatch, read: number): void {
-    const { buf, offsets, lengths, addrs, ports, segments } = batch;
+    const { buf, offsets, lengths, segments } = batch;
     const routes = this.routes;
     const counters = this.counters;
     let out = 0;
@@ -197,20 +187,11 @@ export class Forwarder {
         counters.drop(DropReason.Oversize);
         continue;
       }
-      if (length < VNET_HDR_LENGTH + IPV4_MIN_HEADER || (buf[ip] as number) >> 4 !== 4) {
-        counters.drop(DropReason.NoRoute);
-        continue;
-      }
-      const peer = routes.lookup(buf.readUInt32BE(ip + 16));
-      if (peer < 0) {
-        counters.drop(DropReason.NoRoute);
-        continue;
-      }
+      const peer = this.peerFor(buf, ip, length - VNET_HDR_LENGTH);
+      if (peer < 0) continue;
       offsets[out] = offset;
       lengths[out] = length;
-      addrs[out] = routes.peerAddrs[peer] as number;
-      ports[out] = routes.peerPorts[peer] as number;
-      this.txPeers[out] = peer;
+      this.addressTo(batch, out, peer);
       out++;
     }
     if (out === 0) return;
@@ -231,6 +212,24 @@ export class Forwarder {
     }
     counters.encapsulated(sent, sent === planned ? bytes : Math.round((bytes * sent) / planned));
     if (sent < planned) counters.drop(DropReason.SendFailed, planned - sent);
+  }
+
+  /** The peer serving the destination of the IPv4 packet at `ip`, or -1 (counted as NoRoute). */
+  private peerFor(buf: Buffer, ip: number, ipLength: number): number {
+    // Pod addressing is IPv4; an IPv6 or damaged packet from the kernel has nowhere to go.
+    const peer =
+      ipLength < IPV4_MIN_HEADER || (buf[ip] as number) >> 4 !== 4
+        ? -1
+        : this.routes.lookup(buf.readUInt32BE(ip + 16));
+    if (peer < 0) this.counters.drop(DropReason.NoRoute);
+    return peer;
+  }
+
+  /** Addresses entry `out` of the batch being sent to `peer`. */
+  private addressTo(batch: PacketBatch, out: number, peer: number): void {
+    batch.addrs[out] = this.routes.peerAddrs[peer] as number;
+    batch.ports[out] = this.routes.peerPorts[peer] as number;
+    this.txPeers[out] = peer;
   }
 
   /** The largest inner packet a TUN read becomes: itself, or header + MSS for a super-packet. */

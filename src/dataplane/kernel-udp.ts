@@ -65,29 +65,32 @@ export class KernelUdp implements UdpTransport {
   }
 
   sendSegmented(batch: PacketBatch, gpeHeader: Uint8Array): number {
-    const send = () =>
-      this.dp.udpSendGso(
-        this.fd.open,
-        batch.buf,
-        batch.offsets,
-        batch.lengths,
-        batch.addrs,
-        batch.ports,
-        batch.count,
-        gpeHeader,
-        this.gsoSegments,
-        batch.segments,
-      );
     try {
-      return send();
+      return this.sendGso(batch, gpeHeader);
     } catch (error) {
       // EIO: the route's device cannot checksum or segment UDP GSO trains. Datagrams the call
       // sent before failing go out again; the inner TCP handles the duplicates.
       if ((error as NodeJS.ErrnoException).code !== 'EIO' || this.gsoSegments === 1) throw error;
       this.gsoSegments = 1;
       this.onGsoRefused(error as Error);
-      return send();
+      return this.sendGso(batch, gpeHeader);
     }
+  }
+
+  /** One udpSendGso call, a method rather than a closure so that a send allocates nothing. */
+  private sendGso(batch: PacketBatch, gpeHeader: Uint8Array): number {
+    return this.dp.udpSendGso(
+      this.fd.open,
+      batch.buf,
+      batch.offsets,
+      batch.lengths,
+      batch.addrs,
+      batch.ports,
+      batch.count,
+      gpeHeader,
+      this.gsoSegments,
+      batch.segments,
+    );
   }
 
   recvBatch(batch: PacketBatch): number {

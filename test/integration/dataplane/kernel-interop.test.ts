@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AgentProcess, startAgentOn } from '../../helpers/agent.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
-import { downloadSha256, serveFile } from '../../helpers/services.js';
 import { buildTwoNodeTopology, kernelVxlanGpeNode, type TwoNodeTopology } from '../../helpers/topology.js';
+import { expectTcpBothWays } from './tcp-transfer.js';
 
 /**
  * Node 1 runs weft; node 2 runs the Linux kernel's own VXLAN-GPE device (collect_md mode with
@@ -43,19 +42,6 @@ describeAsRoot('interop: weft agent ⇄ Linux kernel VXLAN-GPE', () => {
   });
 
   it('carries TCP both ways, byte for byte', async () => {
-    for (const [server, client] of [
-      [topo.pods[1], topo.pods[0]],
-      [topo.pods[0], topo.pods[1]],
-    ] as const) {
-      const served = await serveFile(group, server.shortName, server.ip, randomBytes(2 * 1024 * 1024));
-      try {
-        expect(
-          await downloadSha256(group, client.shortName, served.url),
-          `${client.shortName} → ${server.shortName}`,
-        ).toBe(served.sha256);
-      } finally {
-        await served.stop();
-      }
-    }
+    await expectTcpBothWays(group, topo, 2 * 1024 * 1024);
   });
 });

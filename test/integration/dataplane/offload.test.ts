@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AgentProcess, startAgentOn } from '../../helpers/agent.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
-import { downloadSha256, iperf3, serveFile } from '../../helpers/services.js';
+import { iperf3 } from '../../helpers/services.js';
 import { buildTwoNodeTopology, type TwoNodeTopology } from '../../helpers/topology.js';
+import { expectTcpBothWays } from './tcp-transfer.js';
 
 const POD_MTU = 1464;
 
@@ -44,20 +44,7 @@ describeAsRoot('offloads: an agent with offloads on talks to one with them off',
   });
 
   it('carries TCP both ways byte for byte (sha256 of 8 MiB)', async () => {
-    for (const [server, client] of [
-      [topo.pods[1], topo.pods[0]],
-      [topo.pods[0], topo.pods[1]],
-    ] as const) {
-      const served = await serveFile(group, server.shortName, server.ip, randomBytes(8 * 1024 * 1024));
-      try {
-        expect(
-          await downloadSha256(group, client.shortName, served.url),
-          `${client.shortName} → ${server.shortName}`,
-        ).toBe(served.sha256);
-      } finally {
-        await served.stop();
-      }
-    }
+    await expectTcpBothWays(group, topo, 8 * 1024 * 1024);
   });
 
   it('carries ICMP at the MTU edges both ways, and IP fragments of larger packets', async () => {
