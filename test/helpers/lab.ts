@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { Lab, type LabOptions } from '../../src/lab/lab.js';
 import { processStartTime } from '../../src/lab/processes.js';
 import { LAB_ROOT } from '../../src/lab/state.js';
@@ -40,4 +41,22 @@ export async function startTestLab(options: LabOptions): Promise<Lab> {
     await Lab.down(name);
     throw error;
   }
+}
+
+/**
+ * One lab shared by the tests of a describe block: started in beforeAll, torn down in afterAll.
+ * Returns a getter for the lab (valid inside the tests).
+ */
+export function useTestLab(options: LabOptions, startTimeoutMs: number): () => Lab {
+  let lab: Lab | undefined;
+  beforeAll(async () => {
+    lab = await startTestLab(options);
+  }, startTimeoutMs);
+  afterAll(async () => {
+    if (lab) await Lab.down(lab.name);
+  }, 60_000);
+  return () => {
+    if (lab === undefined) throw new Error('the test lab did not start');
+    return lab;
+  };
 }
