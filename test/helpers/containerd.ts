@@ -17,20 +17,18 @@ import {
   rmdirSync,
   rmSync,
   statSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
-import { run, runSyncBestEffort } from '../../src/util/exec.js';
+import { type RunOptions, type RunResult, run, runSyncBestEffort } from '../../src/util/exec.js';
 import { waitFor } from './agent.js';
 import { CriClient, type PodSandboxConfig } from './cri/client.js';
 import { buildPauseImage, PAUSE_IMAGE } from './cri/pause-image.js';
 import type { NetnsGroup } from './netns.js';
 
 const K8S_NAMESPACE = 'k8s.io';
-const REFERENCE_PLUGINS = '/usr/lib/cni';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const WORK_DIR_PREFIX = 'weft-cri-';
 const PID_FILE = 'containerd.pid';
@@ -250,13 +248,6 @@ export class Containerd {
     return swept;
   }
 
-  /** Makes Debian's reference plugins (bridge, host-local, portmap, …) available in the bin dir. */
-  installReferencePlugins(): void {
-    for (const plugin of readdirSync(REFERENCE_PLUGINS)) {
-      symlinkSync(join(REFERENCE_PLUGINS, plugin), join(this.cniBinDir, plugin));
-    }
-  }
-
   /** Writes a conflist into the conf dir (atomically: containerd reloads the directory live). */
   writeConflist(fileName: string, conflist: object): Promise<void> {
     return writeFileAtomic(join(this.cniConfDir, fileName), JSON.stringify(conflist, null, 2), 0o644);
@@ -274,6 +265,11 @@ export class Containerd {
 
   log(): string {
     return existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
+  }
+
+  /** Runs `argv` inside a sandbox's network namespace (`netnsPath` as the CRI reports it). */
+  execInSandbox(netnsPath: string, argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    return run(['nsenter', `--net=${netnsPath}`, ...argv], opts);
   }
 
   /** Runs `ctr` against this containerd in the CRI's namespace. */
