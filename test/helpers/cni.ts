@@ -4,10 +4,10 @@
  * order for ADD and CHECK (each gets the previous result as prevResult) and in reverse for DEL.
  */
 import { resolve } from 'node:path';
+import { REFERENCE_PLUGIN_DIR } from '../../src/lab/cni.js';
 import { run } from '../../src/util/exec.js';
 
 export const SHIM_BUNDLE = resolve('dist/cni-shim/weft-cni.cjs');
-export const REFERENCE_PLUGIN_DIR = '/usr/lib/cni';
 
 export interface PluginCall {
   /** argv of the plugin executable, e.g. [node, shim] or ['/usr/lib/cni/portmap']. */

@@ -7,8 +7,9 @@
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processStartTime } from '../../src/lab/processes.js';
 import {
   CommandError,
   type RunOptions,
@@ -38,16 +39,6 @@ export interface SpawnOptions {
 function checkIfname(name: string): void {
   if (name.length === 0 || name.length > MAX_IFNAME || !/^[A-Za-z0-9_.-]+$/.test(name)) {
     throw new RangeError(`interface name "${name}" must be 1..${MAX_IFNAME} of [A-Za-z0-9_.-]`);
-  }
-}
-
-/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), if it lives. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
   }
 }
 
@@ -84,20 +75,7 @@ async function waitForExit(pids: readonly number[], timeoutMs: number): Promise<
   let alive = [...pids];
   while (alive.length > 0 && Date.now() < deadline) {
     await sleep(50);
-    alive = await filterAlive(alive);
-  }
-  return alive;
-}
-
-async function filterAlive(pids: readonly number[]): Promise<number[]> {
-  const alive: number[] = [];
-  for (const pid of pids) {
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') alive.push(pid);
-    } catch {
-      // gone
-    }
+    alive = alive.filter((pid) => processStartTime(pid) !== undefined);
   }
   return alive;
 }
