@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { getFromAgent, postToAgent } from '../../src/api/admin-client.js';
 import type { StatusReport } from '../../src/api/status-report.js';
 import { addSwitchBridge, cutUnderlay, plugIntoSwitch, restoreUnderlay } from '../../src/lab/network.js';
+import { notReadyReason } from '../../src/lab/readiness.js';
 import { agentRunArgv } from '../../src/util/agent-launch.js';
 import { requireBuiltAgent, waitFor } from './agent.js';
 import type { NetnsGroup } from './netns.js';
@@ -145,17 +146,8 @@ export class TestCluster {
         const statuses = await Promise.all(names.map((name) => this.status(name).catch((e: Error) => e)));
         for (const [i, status] of statuses.entries()) {
           const name = names[i] as string;
-          if (status instanceof Error) {
-            last = `${name}: ${status.message}`;
-            return false;
-          }
-          const cp = status.controlPlane;
-          const reachable = new Set(cp?.peers.filter((p) => p.state === 'reachable').map((p) => p.name));
-          const missing = names.filter((n) => n !== name && !reachable.has(n));
-          if (missing.length > 0 || cp?.ipam.state !== 'ready') {
-            last = `${name}: ipam ${cp?.ipam.summary}, not reachable: ${missing.join(',') || '-'}`;
-            return false;
-          }
+          last = status instanceof Error ? `${name}: ${status.message}` : notReadyReason(name, status, names);
+          if (last !== '') return false;
         }
         return true;
       },

@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { mountsBelow } from '../../src/lab/mounts.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { type RunOptions, type RunResult, run, runSyncBestEffort } from '../../src/util/exec.js';
 import { waitFor } from './agent.js';
@@ -66,17 +67,6 @@ state = ${q(join(dir, 'state'))}
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
       Root = ${q(join(dir, 'runc'))}
 `;
-}
-
-/** Mount points at or below `dir`, deepest first. */
-function mountsBelow(dir: string): string[] {
-  const points = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((p): p is string => p !== undefined && (p === dir || p.startsWith(`${dir}/`)))
-    // mountinfo escapes spaces and the like as octal; our directories have none.
-    .map((p) => p.replace(/\\040/g, ' '));
-  return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
 /** Removes a cgroupfs parent and its (by now empty) children from every v1 hierarchy. */
