@@ -164,13 +164,15 @@ describeAsRoot('lab: a 3-node cluster with podman pods', () => {
     const lab = labOf();
     const containers = lab.pods.map((p) => p.containerId);
     const agents = lab.nodes.map((n) => n.agent?.pid);
+    expect(agents.length).toBeGreaterThan(0);
+    expect(agents).not.toContain(undefined);
     rmSync(stateFile(lab.name));
     await Lab.down(lab.name);
     expect(await labNamespaces(lab.name)).toEqual([]);
     expect(existsSync(lab.state.dir)).toBe(false);
     expect(await processesMentioning(containers)).toEqual([]);
     // Dead, though this test process (their parent) may not have reaped them yet.
-    for (const pid of agents) expect(pid !== undefined && processStartTime(pid) !== undefined).toBe(false);
+    for (const pid of agents) expect(processStartTime(pid as number), `agent ${pid}`).toBeUndefined();
   });
 });
 
