@@ -1,26 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { Lab, type LabOptions } from '../../src/lab/lab.js';
-import { processStartTime } from '../../src/lab/processes.js';
 import { LAB_ROOT } from '../../src/lab/state.js';
+import { ownerRecordAlive, writeOwnerRecord } from './netns.js';
 
 /** Test labs are named `e<4 hex>`; the owner file lets a later run remove those of dead runs. */
 const TEST_LAB = /^e[0-9a-f]{4}$/;
 const OWNER = 'owner';
 
-function ownerAlive(name: string): boolean {
-  const file = join(LAB_ROOT, name, OWNER);
-  if (!existsSync(file)) return false;
-  const [pid, startTime] = readFileSync(file, 'utf8').trim().split(' ');
-  return startTime !== undefined && processStartTime(Number(pid)) === startTime;
-}
-
 /** Removes test labs whose test process is gone. */
 export async function sweepStaleTestLabs(): Promise<void> {
   const names = existsSync(LAB_ROOT) ? readdirSync(LAB_ROOT) : [];
-  for (const name of names) if (TEST_LAB.test(name) && !ownerAlive(name)) await Lab.down(name);
+  for (const name of names)
+    if (TEST_LAB.test(name) && !ownerRecordAlive(join(LAB_ROOT, name, OWNER))) await Lab.down(name);
 }
 
 /** A fresh test lab name, marked as this process's so that no other run sweeps it. */
@@ -28,7 +22,7 @@ export async function reserveTestLabName(): Promise<string> {
   await sweepStaleTestLabs();
   const name = `e${randomBytes(2).toString('hex')}`;
   mkdirSync(join(LAB_ROOT, name), { recursive: true });
-  writeFileSync(join(LAB_ROOT, name, OWNER), `${process.pid} ${processStartTime(process.pid)}\n`);
+  writeOwnerRecord(join(LAB_ROOT, name, OWNER));
   return name;
 }
 

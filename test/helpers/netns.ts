@@ -46,10 +46,16 @@ function ownerFile(prefix: string): string {
   return `${OWNER_DIR}/${prefix}`;
 }
 
-function ownerIsAlive(prefix: string): boolean {
+/** Records this process (pid and start time) in `file` as the owner of what the file stands for. */
+export function writeOwnerRecord(file: string): void {
+  writeFileSync(file, `${process.pid} ${processStartTime(process.pid)}\n`);
+}
+
+/** Does the process recorded by {@link writeOwnerRecord} in `file` still run (same pid, same start)? */
+export function ownerRecordAlive(file: string): boolean {
   let record: string;
   try {
-    record = readFileSync(ownerFile(prefix), 'utf8');
+    record = readFileSync(file, 'utf8');
   } catch {
     return false;
   }
@@ -148,7 +154,7 @@ export class NetnsGroup {
     if (!PURPOSE.test(purpose)) throw new RangeError(`purpose "${purpose}" must match ${PURPOSE}`);
     const prefix = `wt-${purpose}-${randomBytes(2).toString('hex')}`;
     mkdirSync(OWNER_DIR, { recursive: true });
-    writeFileSync(ownerFile(prefix), `${process.pid} ${processStartTime(process.pid)}\n`);
+    writeOwnerRecord(ownerFile(prefix));
     const group = new NetnsGroup(prefix);
     liveGroups.add(group);
     installSafetyNet();
@@ -168,7 +174,7 @@ export class NetnsGroup {
     const deadPrefixes = new Set<string>();
     for (const ns of await listNamespaces()) {
       const prefix = pattern.exec(ns)?.[1];
-      if (prefix === undefined || ownerIsAlive(prefix)) continue;
+      if (prefix === undefined || ownerRecordAlive(ownerFile(prefix))) continue;
       await deleteNamespace(ns);
       deadPrefixes.add(prefix);
       deleted.push(ns);
