@@ -1,10 +1,9 @@
 import '../src/util/polyfill.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { TestCluster } from '../test/helpers/cluster.js';
-import { Containerd } from '../test/helpers/containerd.js';
-import { useBridgeNetwork, useWeftNetwork } from '../test/helpers/cri/networks.js';
-import { NetnsGroup } from '../test/helpers/netns.js';
+import type { Containerd } from '../test/helpers/containerd.js';
+import { freshCriGroup, startBridgeNode, startWeftNode } from '../test/helpers/cri/networks.js';
+import type { NetnsGroup } from '../test/helpers/netns.js';
 import { percentile } from './measure.js';
 
 /**
@@ -74,18 +73,8 @@ async function concurrentBatch(containerd: Containerd, samples: Samples): Promis
 }
 
 async function setUp(mode: Mode, group: NetnsGroup): Promise<Containerd> {
-  if (mode === 'bridge') {
-    await group.addNamespace('ref');
-    const containerd = await Containerd.start(group, 'ref');
-    await useBridgeNetwork(containerd, '10.250.8.0/24');
-    return containerd;
-  }
-  const cluster = await TestCluster.create(group, 1);
-  cluster.startAgent('n1');
-  await cluster.waitUntilReady();
-  const containerd = await Containerd.start(group, 'n1');
-  await useWeftNetwork(containerd, cluster.node('n1'));
-  return containerd;
+  if (mode === 'bridge') return (await startBridgeNode(group, 'ref', '10.250.8.0/24')).containerd;
+  return (await startWeftNode(group, 1)).containerd;
 }
 
 const summary = (xs: number[]) => ({
@@ -95,9 +84,7 @@ const summary = (xs: number[]) => ({
 });
 
 async function main(): Promise<void> {
-  await NetnsGroup.sweepStale('wt-bcri');
-  Containerd.sweepStale();
-  const group = NetnsGroup.create('bcri');
+  const group = await freshCriGroup('bcri');
   const containerds = new Map<Mode, Containerd>();
   const samples = new Map<Mode, Samples>(
     MODES.map((m) => [m, { run: [], stop: [], remove: [], concurrentRun: [] }]),

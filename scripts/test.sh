@@ -13,6 +13,7 @@ trap 'rm -f "$results"' EXIT
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$results" || status=$?
 # A plain closing line that any CI log reader understands.
+# shellcheck disable=SC2016 # the ${…} are the script's own JavaScript template literals
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const skipped = r.numPendingTests + r.numTodoTests;

@@ -13,6 +13,7 @@ import { AGENT_ENTRY, agentRunArgv } from '../util/agent-launch.js';
 import { run } from '../util/exec.js';
 import { installWeftCni, linkReferencePlugins, networkName, writeHostLocalConflist } from './cni.js';
 import { importLabImage, LAB_IMAGE } from './image.js';
+import { mountsBelow } from './mounts.js';
 import {
   addStaticRoute,
   createNodeNamespace,
@@ -26,6 +27,7 @@ import {
 } from './network.js';
 import { Podman, type PodmanPaths, writePodmanConfig } from './podman.js';
 import { isRunning, spawnDetached, stopProcess } from './processes.js';
+import { notReadyReason } from './readiness.js';
 import {
   type CniFlavor,
   checkLabName,
@@ -309,13 +311,9 @@ export class Lab {
       if (!isRunning(node.agent)) return `${node.name}: agent not running`;
       const status = await this.status(node.name).catch((e: Error) => e);
       if (status instanceof Error) return `${node.name}: ${status.message}`;
-      const cp = status.controlPlane;
-      if (cp?.ipam.state !== 'ready') return `${node.name}: IPAM ${cp?.ipam.summary ?? 'unknown'}`;
-      const reachable = new Set(cp.peers.filter((p) => p.state === 'reachable').map((p) => p.name));
-      const missing = this.state.nodes.filter(
-        (n) => n !== node && !reachable.has(n.name) && !this.cutOff(n.name, node.name),
-      );
-      if (missing.length > 0) return `${node.name}: does not reach ${missing.map((n) => n.name).join(', ')}`;
+      const expected = this.state.nodes.filter((n) => !this.cutOff(n.name, node.name)).map((n) => n.name);
+      const reason = notReadyReason(node.name, status, expected);
+      if (reason !== '') return reason;
     }
     return '';
   }
@@ -457,10 +455,5 @@ function podmanPaths(labDirectory: string, nodeName: string): PodmanPaths {
 
 /** podman leaves shm mounts under its storage when it dies mid-way; unmount them before removal. */
 async function unmountBelow(dir: string): Promise<void> {
-  const mounts = readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .filter((target) => target.startsWith(`${dir}/`))
-    .sort((x, y) => y.length - x.length);
-  for (const target of mounts) await run(['umount', '-l', target], { allowFail: true });
+  for (const target of mountsBelow(dir)) await run(['umount', '-l', target], { allowFail: true });
 }

@@ -14,7 +14,7 @@ const UNDERLAY_IF = 'ul0';
  * What a node namespace needs to route pods over the underlay (the lab's nodes and the tests'):
  * forwarding on, no reverse-path filter, no IPv6.
  */
-export const NODE_SYSCTL_ARGV: readonly string[] = [
+const NODE_SYSCTL_ARGV: readonly string[] = [
   'sysctl',
   '-q',
   '-w',
@@ -47,6 +47,11 @@ async function addNamespace(ns: string): Promise<void> {
 
 export async function createSwitch(ns: string): Promise<void> {
   await addNamespace(ns);
+  await addSwitchBridge(ns);
+}
+
+/** The switch's bridge in (existing) namespace `ns`. */
+export async function addSwitchBridge(ns: string): Promise<void> {
   await inNs(ns, ['link', 'add', SWITCH_BRIDGE, 'type', 'bridge']);
   await inNs(ns, ['link', 'set', SWITCH_BRIDGE, 'up']);
 }
@@ -59,6 +64,16 @@ export async function createNodeNamespace(
   underlayIp: string,
 ): Promise<void> {
   await addNamespace(ns);
+  await plugIntoSwitch(ns, switchNs, port, underlayIp);
+}
+
+/** Makes (existing) namespace `ns` a node: its sysctls, and `ul0` with `underlayIp`/24 on switch port `port`. */
+export async function plugIntoSwitch(
+  ns: string,
+  switchNs: string,
+  port: string,
+  underlayIp: string,
+): Promise<void> {
   await run(NODE_SYSCTL_ARGV, { netns: ns });
   await inNs(ns, ['link', 'add', UNDERLAY_IF, 'type', 'veth', 'peer', 'name', port, 'netns', switchNs]);
   await inNs(switchNs, ['link', 'set', port, 'master', SWITCH_BRIDGE, 'up']);

@@ -1,6 +1,6 @@
 import { existsSync, rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { type PairResult, pingAll, wgetAll } from '../../src/lab/checks.js';
 import { compareCni } from '../../src/lab/compare.js';
 import { Lab } from '../../src/lab/lab.js';
@@ -8,7 +8,7 @@ import { processStartTime } from '../../src/lab/processes.js';
 import { type LabPod, loadState, stateFile } from '../../src/lab/state.js';
 import { parseIpv4Network } from '../../src/util/ipv4.js';
 import { waitFor } from '../helpers/agent.js';
-import { reserveTestLabName, startTestLab } from '../helpers/lab.js';
+import { reserveTestLabName, useTestLab } from '../helpers/lab.js';
 import { describeAsRoot } from '../helpers/privileges.js';
 
 /**
@@ -76,22 +76,22 @@ function expectNoDuplicates(addresses: Iterable<string>): void {
   expect(dupes, 'an address was handed out twice').toEqual([]);
 }
 
+/** A lab just up: `pods` pods, each with its own address, all reaching each other. */
+async function expectFreshLab(lab: Lab, pods: number, timeoutMs?: number): Promise<void> {
+  expect(lab.pods).toHaveLength(pods);
+  expectNoDuplicates(lab.pods.map((p) => p.ip));
+  await expectFullConnectivity(lab, timeoutMs);
+}
+
 describeAsRoot('lab: a 3-node cluster with podman pods', () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await startTestLab({ nodes: 3 });
-  }, 120_000);
-  afterAll(async () => {
-    if (lab) await Lab.down(lab.name);
-  }, 60_000);
+  const labOf = useTestLab({ nodes: 3 }, 120_000);
 
   it('every pod reaches every pod on the other nodes (ping and wget)', async () => {
-    expect(lab.pods).toHaveLength(6);
-    expectNoDuplicates(lab.pods.map((p) => p.ip));
-    await expectFullConnectivity(lab, 10_000);
+    await expectFreshLab(labOf(), 6, 10_000);
   });
 
   it('an agent killed with SIGKILL and restarted: pods keep their addresses, traffic returns, nothing handed out twice', async () => {
+    const lab = labOf();
     const before = await addressesInPods(lab);
     await lab.restartAgent('n2', 'SIGKILL');
     expect(await addressesInPods(lab)).toEqual(before);
@@ -103,6 +103,7 @@ describeAsRoot('lab: a 3-node cluster with podman pods', () => {
   });
 
   it('partition, pods started on both sides, heal: no duplicate addresses and full connectivity', async () => {
+    const lab = labOf();
     // n1 alone on one side: a node cut from only one peer still hears it through the others' gossip.
     await lab.partition('n1', 'n2');
     await lab.partition('n1', 'n3');
@@ -126,6 +127,7 @@ describeAsRoot('lab: a 3-node cluster with podman pods', () => {
   });
 
   it('a node added to the running cluster gets space and its pods reach the others', async () => {
+    const lab = labOf();
     const node = await lab.addNode();
     const owners = (await lab.status(node.name)).controlPlane?.ipam.owners ?? [];
     expect(owners.find((o) => o.peer === node.name)?.addresses ?? 0).toBeGreaterThan(0);
@@ -135,6 +137,7 @@ describeAsRoot('lab: a 3-node cluster with podman pods', () => {
   });
 
   it('a removed node’s ranges are reclaimed and the survivors’ new pods work', async () => {
+    const lab = labOf();
     const gone = lab.nodes[lab.nodes.length - 1]?.name as string;
     const ranges = (await lab.status(gone)).node.podCidrs;
     const { by, cidrs } = await lab.removeNode(gone);
@@ -158,31 +161,26 @@ describeAsRoot('lab: a 3-node cluster with podman pods', () => {
   });
 
   it('down removes containers, agents, namespaces and files even without the state file (as after a crash)', async () => {
+    const lab = labOf();
     const containers = lab.pods.map((p) => p.containerId);
     const agents = lab.nodes.map((n) => n.agent?.pid);
+    expect(agents.length).toBeGreaterThan(0);
+    expect(agents).not.toContain(undefined);
     rmSync(stateFile(lab.name));
     await Lab.down(lab.name);
     expect(await labNamespaces(lab.name)).toEqual([]);
     expect(existsSync(lab.state.dir)).toBe(false);
     expect(await processesMentioning(containers)).toEqual([]);
     // Dead, though this test process (their parent) may not have reaped them yet.
-    for (const pid of agents) expect(pid !== undefined && processStartTime(pid) !== undefined).toBe(false);
+    for (const pid of agents) expect(processStartTime(pid as number), `agent ${pid}`).toBeUndefined();
   });
 });
 
 describeAsRoot('lab: a 5-node cluster', () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await startTestLab({ nodes: 5 });
-  }, 180_000);
-  afterAll(async () => {
-    if (lab) await Lab.down(lab.name);
-  }, 60_000);
+  const labOf = useTestLab({ nodes: 5 }, 180_000);
 
   it('comes up with two pods per node that all reach each other', async () => {
-    expect(lab.pods).toHaveLength(10);
-    expectNoDuplicates(lab.pods.map((p) => p.ip));
-    await expectFullConnectivity(lab);
+    await expectFreshLab(labOf(), 10);
   });
 });
 

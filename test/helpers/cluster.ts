@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getFromAgent, postToAgent } from '../../src/api/admin-client.js';
 import type { StatusReport } from '../../src/api/status-report.js';
-import { NODE_SYSCTL_ARGV } from '../../src/lab/network.js';
+import { addSwitchBridge, cutUnderlay, plugIntoSwitch, restoreUnderlay } from '../../src/lab/network.js';
+import { notReadyReason } from '../../src/lab/readiness.js';
 import { agentRunArgv } from '../../src/util/agent-launch.js';
 import { requireBuiltAgent, waitFor } from './agent.js';
 import type { NetnsGroup } from './netns.js';
 
 const SWITCH = 'sw';
-const SWITCH_BRIDGE = 'ul';
 
 export interface ClusterNode {
   name: string;
@@ -58,8 +58,7 @@ export class TestCluster {
     const cluster = new TestCluster(group, options);
     group.onDestroy(() => rmSync(cluster.workDir, { recursive: true, force: true }));
     await group.addNamespace(SWITCH);
-    await group.exec(SWITCH, ['ip', 'link', 'add', SWITCH_BRIDGE, 'type', 'bridge']);
-    await group.linkUp(SWITCH, SWITCH_BRIDGE);
+    await addSwitchBridge(group.ns(SWITCH));
     for (let i = 0; i < size; i++) await cluster.addNode();
     return cluster;
   }
@@ -70,13 +69,8 @@ export class TestCluster {
     const name = `n${index}`;
     const group = this.group;
     await group.addNamespace(name);
-    await group.exec(name, NODE_SYSCTL_ARGV);
-    await group.addVethPair({ ns: name, ifname: 'ul0' }, { ns: SWITCH, ifname: `s${index}` });
-    await group.attachToBridge(SWITCH, `s${index}`, SWITCH_BRIDGE);
-    await group.linkUp(SWITCH, `s${index}`);
     const underlayIp = `${this.options.underlayPrefix ?? '192.168.198'}.${index}`;
-    await group.addAddress(name, 'ul0', `${underlayIp}/24`);
-    await group.linkUp(name, 'ul0');
+    await plugIntoSwitch(group.ns(name), group.ns(SWITCH), `s${index}`, underlayIp);
     const stateDir = join(this.workDir, name);
     mkdirSync(stateDir, { recursive: true });
     const node: ClusterNode = {
@@ -152,17 +146,8 @@ export class TestCluster {
         const statuses = await Promise.all(names.map((name) => this.status(name).catch((e: Error) => e)));
         for (const [i, status] of statuses.entries()) {
           const name = names[i] as string;
-          if (status instanceof Error) {
-            last = `${name}: ${status.message}`;
-            return false;
-          }
-          const cp = status.controlPlane;
-          const reachable = new Set(cp?.peers.filter((p) => p.state === 'reachable').map((p) => p.name));
-          const missing = names.filter((n) => n !== name && !reachable.has(n));
-          if (missing.length > 0 || cp?.ipam.state !== 'ready') {
-            last = `${name}: ipam ${cp?.ipam.summary}, not reachable: ${missing.join(',') || '-'}`;
-            return false;
-          }
+          last = status instanceof Error ? `${name}: ${status.message}` : notReadyReason(name, status, names);
+          if (last !== '') return false;
         }
         return true;
       },
@@ -206,17 +191,13 @@ export class TestCluster {
 
   /** Cuts the underlay between two nodes in both directions (other pairs unaffected). */
   async partition(a: string, b: string): Promise<void> {
-    await this.group.exec(a, ['ip', 'route', 'add', 'prohibit', `${this.node(b).underlayIp}/32`]);
-    await this.group.exec(b, ['ip', 'route', 'add', 'prohibit', `${this.node(a).underlayIp}/32`]);
+    const [na, nb] = [this.node(a), this.node(b)];
+    await cutUnderlay(this.group.ns(a), na.underlayIp, this.group.ns(b), nb.underlayIp);
   }
 
   async heal(a: string, b: string): Promise<void> {
-    await this.group.exec(a, ['ip', 'route', 'del', 'prohibit', `${this.node(b).underlayIp}/32`], {
-      allowFail: true,
-    });
-    await this.group.exec(b, ['ip', 'route', 'del', 'prohibit', `${this.node(a).underlayIp}/32`], {
-      allowFail: true,
-    });
+    const [na, nb] = [this.node(a), this.node(b)];
+    await restoreUnderlay(this.group.ns(a), na.underlayIp, this.group.ns(b), nb.underlayIp);
   }
 
   async ping(from: ClusterPod, to: ClusterPod, count = 2): Promise<boolean> {

@@ -4,10 +4,10 @@
  * order for ADD and CHECK (each gets the previous result as prevResult) and in reverse for DEL.
  */
 import { resolve } from 'node:path';
+import { REFERENCE_PLUGIN_DIR } from '../../src/lab/cni.js';
 import { run } from '../../src/util/exec.js';
 
 export const SHIM_BUNDLE = resolve('dist/cni-shim/weft-cni.cjs');
-export const REFERENCE_PLUGIN_DIR = '/usr/lib/cni';
 
 export interface PluginCall {
   /** argv of the plugin executable, e.g. [node, shim] or ['/usr/lib/cni/portmap']. */
@@ -128,25 +128,28 @@ export class CniRuntime {
     return result ?? {};
   }
 
-  async check(a: Attachment, cached: Record<string, unknown>): Promise<void> {
-    for (const plugin of this.conflist.plugins) {
-      const outcome = await callPlugin({
-        plugin: this.executable(plugin),
-        netns: this.netns,
-        env: this.envFor('CHECK', a),
-        stdin: this.stdinFor(plugin, a, cached),
-      });
-      if (outcome.code !== 0) throw new CniFailure(String(plugin.type), outcome);
-    }
+  check(a: Attachment, cached: Record<string, unknown>): Promise<void> {
+    return this.callEach('CHECK', this.conflist.plugins, a, cached);
   }
 
   /** DEL in reverse order; `netns` '' is containerd's second DEL. */
-  async del(a: Attachment, cached?: Record<string, unknown>, netns = a.podNetns): Promise<void> {
-    for (const plugin of [...this.conflist.plugins].reverse()) {
+  del(a: Attachment, cached?: Record<string, unknown>, netns = a.podNetns): Promise<void> {
+    return this.callEach('DEL', [...this.conflist.plugins].reverse(), a, cached, netns);
+  }
+
+  /** Calls each plugin in turn with the same cached result; the first that fails throws. */
+  private async callEach(
+    command: 'CHECK' | 'DEL',
+    plugins: ReadonlyArray<Record<string, unknown>>,
+    a: Attachment,
+    cached: Record<string, unknown> | undefined,
+    netns = a.podNetns,
+  ): Promise<void> {
+    for (const plugin of plugins) {
       const outcome = await callPlugin({
         plugin: this.executable(plugin),
         netns: this.netns,
-        env: this.envFor('DEL', a, netns),
+        env: this.envFor(command, a, netns),
         stdin: this.stdinFor(plugin, a, cached),
       });
       if (outcome.code !== 0) throw new CniFailure(String(plugin.type), outcome);

@@ -17,20 +17,19 @@ import {
   rmdirSync,
   rmSync,
   statSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { mountsBelow } from '../../src/lab/mounts.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
-import { run, runSyncBestEffort } from '../../src/util/exec.js';
+import { type RunOptions, type RunResult, run, runSyncBestEffort } from '../../src/util/exec.js';
 import { waitFor } from './agent.js';
 import { CriClient, type PodSandboxConfig } from './cri/client.js';
 import { buildPauseImage, PAUSE_IMAGE } from './cri/pause-image.js';
 import type { NetnsGroup } from './netns.js';
 
 const K8S_NAMESPACE = 'k8s.io';
-const REFERENCE_PLUGINS = '/usr/lib/cni';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const WORK_DIR_PREFIX = 'weft-cri-';
 const PID_FILE = 'containerd.pid';
@@ -68,17 +67,6 @@ state = ${q(join(dir, 'state'))}
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
       Root = ${q(join(dir, 'runc'))}
 `;
-}
-
-/** Mount points at or below `dir`, deepest first. */
-function mountsBelow(dir: string): string[] {
-  const points = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((p): p is string => p !== undefined && (p === dir || p.startsWith(`${dir}/`)))
-    // mountinfo escapes spaces and the like as octal; our directories have none.
-    .map((p) => p.replace(/\\040/g, ' '));
-  return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
 /** Removes a cgroupfs parent and its (by now empty) children from every v1 hierarchy. */
@@ -250,13 +238,6 @@ export class Containerd {
     return swept;
   }
 
-  /** Makes Debian's reference plugins (bridge, host-local, portmap, …) available in the bin dir. */
-  installReferencePlugins(): void {
-    for (const plugin of readdirSync(REFERENCE_PLUGINS)) {
-      symlinkSync(join(REFERENCE_PLUGINS, plugin), join(this.cniBinDir, plugin));
-    }
-  }
-
   /** Writes a conflist into the conf dir (atomically: containerd reloads the directory live). */
   writeConflist(fileName: string, conflist: object): Promise<void> {
     return writeFileAtomic(join(this.cniConfDir, fileName), JSON.stringify(conflist, null, 2), 0o644);
@@ -274,6 +255,11 @@ export class Containerd {
 
   log(): string {
     return existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
+  }
+
+  /** Runs `argv` inside a sandbox's network namespace (`netnsPath` as the CRI reports it). */
+  execInSandbox(netnsPath: string, argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    return run(['nsenter', `--net=${netnsPath}`, ...argv], opts);
   }
 
   /** Runs `ctr` against this containerd in the CRI's namespace. */

@@ -7,8 +7,9 @@
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processStartTime } from '../../src/lab/processes.js';
 import {
   CommandError,
   type RunOptions,
@@ -41,24 +42,20 @@ function checkIfname(name: string): void {
   }
 }
 
-/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), if it lives. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 function ownerFile(prefix: string): string {
   return `${OWNER_DIR}/${prefix}`;
 }
 
-function ownerIsAlive(prefix: string): boolean {
+/** Records this process (pid and start time) in `file` as the owner of what the file stands for. */
+export function writeOwnerRecord(file: string): void {
+  writeFileSync(file, `${process.pid} ${processStartTime(process.pid)}\n`);
+}
+
+/** Does the process recorded by {@link writeOwnerRecord} in `file` still run (same pid, same start)? */
+export function ownerRecordAlive(file: string): boolean {
   let record: string;
   try {
-    record = readFileSync(ownerFile(prefix), 'utf8');
+    record = readFileSync(file, 'utf8');
   } catch {
     return false;
   }
@@ -84,20 +81,7 @@ async function waitForExit(pids: readonly number[], timeoutMs: number): Promise<
   let alive = [...pids];
   while (alive.length > 0 && Date.now() < deadline) {
     await sleep(50);
-    alive = await filterAlive(alive);
-  }
-  return alive;
-}
-
-async function filterAlive(pids: readonly number[]): Promise<number[]> {
-  const alive: number[] = [];
-  for (const pid of pids) {
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') alive.push(pid);
-    } catch {
-      // gone
-    }
+    alive = alive.filter((pid) => processStartTime(pid) !== undefined);
   }
   return alive;
 }
@@ -170,7 +154,7 @@ export class NetnsGroup {
     if (!PURPOSE.test(purpose)) throw new RangeError(`purpose "${purpose}" must match ${PURPOSE}`);
     const prefix = `wt-${purpose}-${randomBytes(2).toString('hex')}`;
     mkdirSync(OWNER_DIR, { recursive: true });
-    writeFileSync(ownerFile(prefix), `${process.pid} ${processStartTime(process.pid)}\n`);
+    writeOwnerRecord(ownerFile(prefix));
     const group = new NetnsGroup(prefix);
     liveGroups.add(group);
     installSafetyNet();
@@ -190,7 +174,7 @@ export class NetnsGroup {
     const deadPrefixes = new Set<string>();
     for (const ns of await listNamespaces()) {
       const prefix = pattern.exec(ns)?.[1];
-      if (prefix === undefined || ownerIsAlive(prefix)) continue;
+      if (prefix === undefined || ownerRecordAlive(ownerFile(prefix))) continue;
       await deleteNamespace(ns);
       deadPrefixes.add(prefix);
       deleted.push(ns);

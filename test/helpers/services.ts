@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { waitFor } from './agent.js';
 import type { NetnsGroup } from './netns.js';
 
@@ -60,14 +62,16 @@ export async function downloadSha256(
   url: string,
   timeoutSec = 20,
 ): Promise<string> {
-  const result = await group.exec(
-    ns,
-    ['sh', '-c', `timeout ${timeoutSec} busybox wget -q -O - ${url} | sha256sum`],
-    {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-download-'));
+  try {
+    const file = join(dir, 'blob');
+    await group.exec(ns, ['timeout', String(timeoutSec), 'busybox', 'wget', '-q', '-O', file, url], {
       timeoutMs: (timeoutSec + 10) * 1000,
-    },
-  );
-  return result.stdout.split(' ')[0] ?? '';
+    });
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs iperf3 from `clientNs` to a one-shot server in `serverNs`; returns iperf3's JSON `end` section. */

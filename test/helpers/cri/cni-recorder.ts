@@ -22,10 +22,11 @@ const SAFE_PATH = /^[A-Za-z0-9_./-]+$/;
 export class CniCallRecorder {
   private constructor(private readonly logFile: string) {}
 
-  /** Wraps plugin `type` in `binDir`; calls are appended to `logFile`. */
-  static install(binDir: string, type: string, logFile: string): CniCallRecorder {
-    const plugin = join(binDir, type);
-    const real = join(binDir, `${type}.recorded`);
+  /** Wraps plugin `type` in containerd's CNI bin dir; calls are appended to a log in its work dir. */
+  static install(containerd: { cniBinDir: string; workDir: string }, type: string): CniCallRecorder {
+    const plugin = join(containerd.cniBinDir, type);
+    const real = join(containerd.cniBinDir, `${type}.recorded`);
+    const logFile = join(containerd.workDir, 'cni-calls.log');
     for (const path of [plugin, logFile]) {
       if (!SAFE_PATH.test(path)) throw new RangeError(`path "${path}" is not safe to put in a script`);
     }
@@ -53,5 +54,10 @@ exit $rc
         return { command, netns, containerId: id, exitCode: Number(rc), output: rest.join('\t') };
       })
       .filter((call) => containerId === undefined || call.containerId === containerId);
+  }
+
+  /** The calls for one sandbox as [command, netns, exit code], the shape the tests compare. */
+  trace(containerId: string): Array<[string, string, number]> {
+    return this.calls(containerId).map((c) => [c.command, c.netns, c.exitCode]);
   }
 }

@@ -4,12 +4,11 @@
  * the weft runs are compared with, and proves the harness itself.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Containerd } from '../../helpers/containerd.js';
+import type { Containerd } from '../../helpers/containerd.js';
 import { CniCallRecorder } from '../../helpers/cri/cni-recorder.js';
-import { useBridgeNetwork } from '../../helpers/cri/networks.js';
-import { NetnsGroup } from '../../helpers/netns.js';
+import { freshCriGroup, startBridgeNode } from '../../helpers/cri/networks.js';
+import type { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
 
 const SUBNET = '10.250.7.0/24';
@@ -21,17 +20,9 @@ describeAsRoot('containerd CRI with bridge + host-local', () => {
   let recorder: CniCallRecorder;
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-crib');
-    Containerd.sweepStale();
-    group = NetnsGroup.create('crib');
-    await group.addNamespace('node');
-    containerd = await Containerd.start(group, 'node');
-    ipamDir = await useBridgeNetwork(containerd, SUBNET);
-    recorder = CniCallRecorder.install(
-      containerd.cniBinDir,
-      'bridge',
-      join(containerd.workDir, 'cni-calls.log'),
-    );
+    group = await freshCriGroup('crib');
+    ({ containerd, ipamDir } = await startBridgeNode(group, 'node', SUBNET));
+    recorder = CniCallRecorder.install(containerd, 'bridge');
   });
 
   afterAll(async () => {
@@ -62,30 +53,19 @@ describeAsRoot('containerd CRI with bridge + host-local', () => {
 
     const info = await cri.sandboxInfo(id);
     expect(info.netnsPath).toMatch(/^\/var\/run\/netns\/cni-/);
-    const inPod = await group.exec('node', [
-      'nsenter',
-      `--net=${info.netnsPath}`,
-      'ip',
-      '-4',
-      '-o',
-      'addr',
-      'show',
-      'eth0',
-    ]);
+    const inPod = await containerd.execInSandbox(info.netnsPath, ['ip', '-4', '-o', 'addr', 'show', 'eth0']);
     expect(inPod.stdout).toContain(`${ip}/24`);
     const ping = await group.exec('node', ['ping', '-c', '1', '-W', '2', ip], { allowFail: true });
     expect(ping.code).toBe(0);
 
-    expect(recorder.calls(id).map((c) => [c.command, c.netns, c.exitCode])).toEqual([
-      ['ADD', info.netnsPath, 0],
-    ]);
+    expect(recorder.trace(id)).toEqual([['ADD', info.netnsPath, 0]]);
 
     await cri.stopPodSandbox(id);
     expect(allocated()).toEqual([]);
     await cri.removePodSandbox(id);
     expect(await cri.listPodSandbox()).toEqual([]);
     expect(existsSync(info.netnsPath)).toBe(false);
-    expect(recorder.calls(id).map((c) => [c.command, c.netns, c.exitCode])).toEqual([
+    expect(recorder.trace(id)).toEqual([
       ['ADD', info.netnsPath, 0],
       ['DEL', info.netnsPath, 0],
       ['DEL', '', 0],

@@ -5,17 +5,16 @@
  * node (veths on the bridge) and the pod's own network namespace.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { delQueueDirOf } from '../../../src/cni/agent-cni.js';
 import { attachmentKey } from '../../../src/cni/request.js';
 import { canonicalCidr } from '../../../src/plumbing/cidr.js';
-import { type ClusterPod, TestCluster } from '../../helpers/cluster.js';
-import { Containerd } from '../../helpers/containerd.js';
+import type { ClusterPod, TestCluster } from '../../helpers/cluster.js';
+import type { Containerd } from '../../helpers/containerd.js';
 import { CriError } from '../../helpers/cri/client.js';
 import { CniCallRecorder } from '../../helpers/cri/cni-recorder.js';
-import { useWeftNetwork } from '../../helpers/cri/networks.js';
-import { NetnsGroup } from '../../helpers/netns.js';
+import { freshCriGroup, startWeftNode } from '../../helpers/cri/networks.js';
+import type { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
 
 const NODE = 'n1';
@@ -28,21 +27,10 @@ describeAsRoot('containerd CRI with weft', () => {
   let remote: ClusterPod;
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-criw');
-    Containerd.sweepStale();
-    group = NetnsGroup.create('criw');
-    cluster = await TestCluster.create(group, 2);
-    cluster.startAgent('n1');
-    cluster.startAgent('n2');
-    await cluster.waitUntilReady();
+    group = await freshCriGroup('criw');
+    ({ cluster, containerd } = await startWeftNode(group, 2));
     remote = await cluster.addPod('n2', 'p2');
-    containerd = await Containerd.start(group, NODE);
-    await useWeftNetwork(containerd, cluster.node(NODE));
-    recorder = CniCallRecorder.install(
-      containerd.cniBinDir,
-      'weft',
-      join(containerd.workDir, 'cni-calls.log'),
-    );
+    recorder = CniCallRecorder.install(containerd, 'weft');
   }, 120_000);
 
   // A failed test must not leave its sandboxes to the next one; each test checks its own cleanup.
@@ -79,8 +67,6 @@ describeAsRoot('containerd CRI with weft', () => {
     return cidrs.some((cidr) => canonicalCidr(`${ip}/${cidr.split('/')[1]}`) === canonicalCidr(cidr));
   }
 
-  const trace = (id: string) => recorder.calls(id).map((c) => [c.command, c.netns, c.exitCode]);
-
   it('RunPodSandbox puts the pod on the overlay with the address the agent allocated', async () => {
     const cri = containerd.cri;
     const before = await allocations();
@@ -93,16 +79,7 @@ describeAsRoot('containerd CRI with weft', () => {
 
     const info = await cri.sandboxInfo(id);
     expect(info.cniAddresses.eth0).toEqual([ip]);
-    const eth0 = await group.exec(NODE, [
-      'nsenter',
-      `--net=${info.netnsPath}`,
-      'ip',
-      '-4',
-      '-o',
-      'addr',
-      'show',
-      'eth0',
-    ]);
+    const eth0 = await containerd.execInSandbox(info.netnsPath, ['ip', '-4', '-o', 'addr', 'show', 'eth0']);
     expect(eth0.stdout).toContain(` ${ip}/`);
     expect(await allocations()).toBe(before + 1);
     // Allocation is idempotent per attachment: asking again returns what the ADD got, allocates nothing.
@@ -115,9 +92,9 @@ describeAsRoot('containerd CRI with weft', () => {
       allowFail: true,
     });
     expect(fromRemote.code, fromRemote.stdout).toBe(0);
-    const toRemote = await group.exec(
-      NODE,
-      ['nsenter', `--net=${info.netnsPath}`, 'ping', '-c', '2', '-i', '0.2', '-W', '2', remote.ip],
+    const toRemote = await containerd.execInSandbox(
+      info.netnsPath,
+      ['ping', '-c', '2', '-i', '0.2', '-W', '2', remote.ip],
       { allowFail: true },
     );
     expect(toRemote.code, toRemote.stdout).toBe(0);
@@ -135,7 +112,7 @@ describeAsRoot('containerd CRI with weft', () => {
     expect(await allocations()).toBe(before + 1);
 
     await cri.stopPodSandbox(id);
-    expect(trace(id)).toEqual([
+    expect(recorder.trace(id)).toEqual([
       ['ADD', netnsPath, 0],
       ['DEL', netnsPath, 0],
     ]);
@@ -143,7 +120,7 @@ describeAsRoot('containerd CRI with weft', () => {
     expect(await bridgePorts()).toEqual(portsBefore);
 
     await cri.removePodSandbox(id);
-    expect(trace(id)).toEqual([
+    expect(recorder.trace(id)).toEqual([
       ['ADD', netnsPath, 0],
       ['DEL', netnsPath, 0],
       ['DEL', '', 0],
