@@ -87,8 +87,7 @@ async function timed(pods: Attachment[], limit: number, op: Op): Promise<number[
 }
 
 async function main(): Promise<void> {
-  await NetnsGroup.sweepStale('wt-cnibench');
-  const group = NetnsGroup.create('cnibench');
+  const group = await NetnsGroup.createAfterSweep('cnibench');
   try {
     const cluster = await TestCluster.create(group, 1);
     cluster.startAgent('n1');

@@ -150,6 +150,12 @@ export class NetnsGroup {
   private constructor(readonly prefix: string) {}
 
   /** A new, empty group; `purpose` (a-z0-9, ≤ 8) goes into the prefix `wt-<purpose>-<4 hex>`. */
+  /** Removes what dead runs of the same purpose left behind, then creates a group. */
+  static async createAfterSweep(purpose: string): Promise<NetnsGroup> {
+    await NetnsGroup.sweepStale(`wt-${purpose}`);
+    return NetnsGroup.create(purpose);
+  }
+
   static create(purpose: string): NetnsGroup {
     if (!PURPOSE.test(purpose)) throw new RangeError(`purpose "${purpose}" must match ${PURPOSE}`);
     const prefix = `wt-${purpose}-${randomBytes(2).toString('hex')}`;

@@ -28,8 +28,7 @@ describeAsRoot('agent status in static mode (--peers-file), with ICMP path MTU p
   }
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-sts');
-    group = NetnsGroup.create('sts');
+    group = await NetnsGroup.createAfterSweep('sts');
     topo = await buildTwoNodeTopology(group, { podMtu: 1464 });
     agents.push(await startAgentOn(group, topo, 0), await startAgentOn(group, topo, 1));
   });

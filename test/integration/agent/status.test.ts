@@ -54,8 +54,7 @@ describeAsRoot('agent status, health and metrics on a three-agent cluster', () =
     );
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-st');
-    group = NetnsGroup.create('st');
+    group = await NetnsGroup.createAfterSweep('st');
     cluster = await TestCluster.create(group, 3);
   });
 

@@ -63,8 +63,7 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
     (await group.exec(from, ['ping', '-c', '2', '-i', '0.2', '-W', '2', ip], { allowFail: true })).code === 0;
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-cni');
-    group = NetnsGroup.create('cni');
+    group = await NetnsGroup.createAfterSweep('cni');
     cluster = await TestCluster.create(group, NODES.length);
     for (const n of NODES) cluster.startAgent(n);
     await cluster.waitUntilReady(NODES);

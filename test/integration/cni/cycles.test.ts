@@ -18,8 +18,7 @@ describeAsRoot('CNI ADD/DEL cycles', () => {
   let cluster: TestCluster;
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-cnicyc');
-    group = NetnsGroup.create('cnicyc');
+    group = await NetnsGroup.createAfterSweep('cnicyc');
     cluster = await TestCluster.create(group, 1);
     cluster.startAgent('n1');
     await cluster.waitUntilReady(['n1']);

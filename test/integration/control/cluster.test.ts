@@ -9,8 +9,7 @@ describeAsRoot('three agents from peer addresses only: gossip, IPAM and data pla
   const pods: ClusterPod[] = [];
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-cp3');
-    group = NetnsGroup.create('cp3');
+    group = await NetnsGroup.createAfterSweep('cp3');
     cluster = await TestCluster.create(group, 3);
     for (const node of cluster.nodes) cluster.startAgent(node.name);
     await cluster.waitUntilReady();

@@ -11,8 +11,7 @@ afterEach(async () => {
 });
 
 async function newCluster(size: number, flags: string[] = []): Promise<TestCluster> {
-  await NetnsGroup.sweepStale('wt-cps');
-  group = NetnsGroup.create('cps');
+  group = await NetnsGroup.createAfterSweep('cps');
   return TestCluster.create(group, size, { agentFlags: flags });
 }
 

@@ -53,8 +53,7 @@ describeAsRoot('bad input at the data port', () => {
   const script = join(tmpdir(), `weft-fuzz-sender-${process.pid}.mjs`);
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-bad');
-    group = NetnsGroup.create('bad');
+    group = await NetnsGroup.createAfterSweep('bad');
     topo = await buildTwoNodeTopology(group, { podMtu: 1464 });
     await group.addAddress('n2', 'ul0', `${STRANGER}/24`);
     agent = await startAgentOn(group, topo, 0);

@@ -15,8 +15,7 @@ describeAsRoot('interop: weft agent ⇄ Linux kernel VXLAN-GPE', () => {
   let agent: AgentProcess;
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-gpe');
-    group = NetnsGroup.create('gpe');
+    group = await NetnsGroup.createAfterSweep('gpe');
     topo = await buildTwoNodeTopology(group, { podMtu: 1464 });
     agent = await startAgentOn(group, topo, 0);
     await kernelVxlanGpeNode(group, topo, 1);

@@ -20,8 +20,7 @@ describeAsRoot('offloads: an agent with offloads on talks to one with them off',
   const agents: AgentProcess[] = [];
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-offl');
-    group = NetnsGroup.create('offl');
+    group = await NetnsGroup.createAfterSweep('offl');
     topo = await buildTwoNodeTopology(group, { podMtu: POD_MTU });
     agents.push(
       await startAgentOn(group, topo, 0),

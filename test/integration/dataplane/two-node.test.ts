@@ -14,8 +14,7 @@ describeAsRoot('two nodes running weft agents (real kernel, TUN, namespaces)', (
   const agents: AgentProcess[] = [];
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-dp2');
-    group = NetnsGroup.create('dp2');
+    group = await NetnsGroup.createAfterSweep('dp2');
     topo = await buildTwoNodeTopology(group, { podMtu: POD_MTU });
     agents.push(await startAgentOn(group, topo, 0), await startAgentOn(group, topo, 1));
   });

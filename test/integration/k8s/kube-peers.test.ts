@@ -70,8 +70,7 @@ async function statuses(names: string[]): Promise<Record<string, StatusReport>> 
 
 describeAsRoot('agents with --kube-peers against a Kubernetes API stand-in', () => {
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-kube');
-    group = NetnsGroup.create('kube');
+    group = await NetnsGroup.createAfterSweep('kube');
     cluster = await TestCluster.create(group, 4);
     api = new KubeApiStandin();
     const socket = join(cluster.workDir, 'kube-api.sock');

@@ -187,8 +187,7 @@ describeAsRoot('weft_dp TUN inside a private network namespace', () => {
 
   beforeAll(async () => {
     // A NetnsGroup, so that a crashed run is swept and an interrupted one cleans up on exit.
-    await NetnsGroup.sweepStale('wt-native');
-    group = NetnsGroup.create('native');
+    group = await NetnsGroup.createAfterSweep('native');
     ns = await group.addNamespace('tun');
     tun = KernelTun.open(ifname);
     // The fd keeps working after the link moves, so this process never has to enter the namespace.

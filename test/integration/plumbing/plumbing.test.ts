@@ -51,8 +51,7 @@ describeAsRoot('NodePlumbing in a network namespace', () => {
   }
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-plumb');
-    group = NetnsGroup.create('plumb');
+    group = await NetnsGroup.createAfterSweep('plumb');
     await group.addNamespace(NODE);
     // Without IPv6 no link-local address finishes DAD seconds later, which `ip monitor` would report.
     await inNode([

@@ -21,8 +21,7 @@ describeAsRoot('attachPod leaves nothing behind when a step fails', () => {
   });
 
   beforeAll(async () => {
-    await NetnsGroup.sweepStale('wt-podnet');
-    group = NetnsGroup.create('podnet');
+    group = await NetnsGroup.createAfterSweep('podnet');
     await group.addNamespace('node');
     const pod = await group.addNamespace('pod');
     await group.exec('node', ['ip', 'link', 'add', 'weave', 'type', 'bridge']);
