@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type DropReasonName, dropReasonNames } from '../dataplane/counters.js';
+import { CONNECTION_STATES } from '../gossip/connections.js';
 
 /**
  * The one status model (`GET /v1/status`, `agent report`). Text views are rendered from it and
@@ -68,8 +69,7 @@ export const controlPlanePeerSchema = z.object({
   addressesInUse: count.nullable(),
 });
 
-/** Every connection state, in the order the views list them: established first, then trouble. */
-export const CONNECTION_STATES = ['established', 'connecting', 'retrying', 'failed'] as const;
+export { CONNECTION_STATES };
 
 export const connectionSchema = z.object({
   direction: z.enum(['inbound', 'outbound']),

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import { type BackoffPolicy, backoffDelayMs } from './backoff.js';
 
-export type ConnectionState = 'connecting' | 'established' | 'retrying' | 'failed';
+/** Every connection state, in the order status views list them: established first, then trouble. */
+export const CONNECTION_STATES = ['established', 'connecting', 'retrying', 'failed'] as const;
+export type ConnectionState = (typeof CONNECTION_STATES)[number];
 
 /** One dial target as `agent status connections` shows it. */
 export interface TargetView {
