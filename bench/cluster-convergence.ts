@@ -9,6 +9,7 @@ import {
   DEFAULT_MEASURE_OPTIONS,
   parsePidStatTicks,
   percentile,
+  rssMb,
   waitForQuietMachine,
   withLock,
 } from './measure.js';
@@ -65,13 +66,6 @@ interface Row {
 
 function cpuTicks(pid: number): number {
   return parsePidStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-}
-
-function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('VmRSS:'));
-  return Number(line?.split(/\s+/)[1]) / 1024;
 }
 
 const log = (message: string) => console.error(`[conv] ${message}`);

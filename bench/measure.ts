@@ -6,6 +6,7 @@
  * phase under a lock that other benchmarks on the machine share.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -202,6 +203,14 @@ export function parsePidStatTicks(stat: string): number {
   // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);
+}
+
+/** Resident set size of a running process in MB (VmRSS of /proc/<pid>/status). */
+export function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
+  return Number(line?.split(/\s+/)[1]) / 1024;
 }
 
 /** The aggregate `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal. */

@@ -1,5 +1,4 @@
-import { readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { StatusReport } from '../../../src/api/status-report.js';
 import { cidrInterval, parseCidr, subtractIntervals } from '../../../src/ipam/address.js';
@@ -8,25 +7,17 @@ import { parseRegistry } from '../../../src/k8s/peer-registry.js';
 import { DEFAULT_REGISTRY_NAME } from '../../../src/k8s/registry-store.js';
 import { waitFor } from '../../helpers/agent.js';
 import { TestCluster } from '../../helpers/cluster.js';
-import { KubeApiStandin, standinKubeconfig } from '../../helpers/kube-api-standin.js';
+import type { KubeApiStandin } from '../../helpers/kube-api-standin.js';
+import { standinForCluster } from '../../helpers/kube-standin-netns.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
 
 /**
  * Real agents with `--kube-peers` against the Kubernetes API stand-in (test/helpers/kube-api-standin.ts
- * says why no real API server can run here). The stand-in lives in this process on a unix socket; in
- * each node namespace a small forwarder serves it on 127.0.0.1:6443, where the agents' kubeconfig
- * points. No agent gets --peers: all they know of each other comes from the Node objects.
+ * says why no real API server can run here), served into the node namespaces by standinForCluster.
+ * No agent gets --peers: all they know of each other comes from the Node objects.
  */
 const LEASE_MS = 3_000;
-const FORWARDER = `
-const net = require('node:net');
-net.createServer((c) => {
-  const u = net.connect(process.argv[1]);
-  c.pipe(u).pipe(c);
-  u.on('error', () => c.destroy());
-  c.on('error', () => u.destroy());
-}).listen(6443, '127.0.0.1');`;
 
 let group: NetnsGroup;
 let cluster: TestCluster;
@@ -72,13 +63,7 @@ describeAsRoot('agents with --kube-peers against a Kubernetes API stand-in', () 
   beforeAll(async () => {
     group = await NetnsGroup.createAfterSweep('kube');
     cluster = await TestCluster.create(group, 4);
-    api = new KubeApiStandin();
-    const socket = join(cluster.workDir, 'kube-api.sock');
-    await api.listenUnix(socket);
-    group.onDestroy(() => void api.close());
-    kubeconfig = join(cluster.workDir, 'kubeconfig');
-    writeFileSync(kubeconfig, standinKubeconfig('http://127.0.0.1:6443'));
-    for (const node of cluster.nodes) group.spawn(node.name, [process.execPath, '-e', FORWARDER, socket]);
+    ({ api, kubeconfig } = await standinForCluster(cluster));
   }, 60_000);
 
   afterAll(async () => {
