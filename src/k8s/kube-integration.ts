@@ -2,6 +2,7 @@ import type { PeerSource } from '../gossip/peer-source.js';
 import type { SeedingMode } from '../ipam/index.js';
 import type { Logger } from '../util/log.js';
 import { connectToKube } from './kube-client.js';
+import type { KubeCore } from './kube-core.js';
 import { KubePeerSource } from './kube-peer-source.js';
 import { joinRegistry } from './kube-startup.js';
 import { NodeWatcher } from './node-watcher.js';
@@ -28,6 +29,7 @@ export class KubeIntegration {
 
   private constructor(
     private readonly options: KubeOptions,
+    private readonly core: KubeCore,
     private readonly watcher: NodeWatcher,
     private readonly store: RegistryStore,
     /** Plain consensus expects the Node count at start (Weave's way). */
@@ -38,8 +40,8 @@ export class KubeIntegration {
 
   static async start(options: KubeOptions, parentLog: Logger): Promise<KubeIntegration> {
     const log = parentLog.child({ component: 'kube' });
-    const connection = connectToKube({ kubeconfig: options.kubeconfig });
-    const watcher = new NodeWatcher(connection.kubeConfig, connection.core, log);
+    const connection = await connectToKube({ kubeconfig: options.kubeconfig });
+    const watcher = new NodeWatcher(connection.core, log);
     const store = new RegistryStore(connection.core, connection.namespace, DEFAULT_REGISTRY_NAME, log);
     try {
       await watcher.start();
@@ -64,9 +66,10 @@ export class KubeIntegration {
         selfName: options.nodeName,
         gossipPort: options.gossipPort,
       });
-      return new KubeIntegration(options, watcher, store, seeding, peerSource, log);
+      return new KubeIntegration(options, connection.core, watcher, store, seeding, peerSource, log);
     } catch (error) {
       await watcher.stop();
+      connection.core.close();
       throw error;
     }
   }
@@ -87,5 +90,6 @@ export class KubeIntegration {
   async stop(): Promise<void> {
     await this.reclaimer?.stop();
     await this.watcher.stop();
+    this.core.close();
   }
 }

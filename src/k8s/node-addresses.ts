@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import type { V1Node } from '@kubernetes/client-node';
+import type { KubeNode } from './kube-objects.js';
 
 /** What the agent needs from a Node object. */
 export interface NodeInfo {
@@ -8,9 +8,7 @@ export interface NodeInfo {
   readonly internalIPv4: string | undefined;
 }
 
-export function nodeInfo(node: V1Node): NodeInfo | undefined {
-  const name = node.metadata?.name;
-  if (name === undefined) return undefined;
+export function nodeInfo(node: KubeNode): NodeInfo {
   const internal = node.status?.addresses?.find((a) => a.type === 'InternalIP' && isIPv4(a.address));
-  return { name, internalIPv4: internal?.address };
+  return { name: node.metadata.name, internalIPv4: internal?.address };
 }

@@ -1,12 +1,9 @@
 import { EventEmitter } from 'node:events';
-import {
-  type CoreV1Api,
-  type Informer,
-  type KubeConfig,
-  makeInformer,
-  type V1Node,
-} from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../util/log.js';
+import type { KubeCore } from './kube-core.js';
+import { apiStatusOf } from './kube-errors.js';
+import type { KubeNode } from './kube-objects.js';
 import { type NodeInfo, nodeInfo } from './node-addresses.js';
 
 type NodeWatcherEvents = {
@@ -18,25 +15,34 @@ type NodeWatcherEvents = {
 
 const RESTART_MIN_MS = 1_000;
 const RESTART_MAX_MS = 30_000;
+/** A watch that lasted this long (or delivered anything) was healthy: resume at once, reset the backoff. */
+const HEALTHY_WATCH_MS = 1_000;
+
+export interface NodeWatcherTiming {
+  /** The watch's server-side timeout (default: 5–10 min at random). */
+  watchTimeoutSeconds?: number;
+  restartMinMs?: number;
+  restartMaxMs?: number;
+}
 
 /**
- * The cluster's Node objects, kept current by list + watch (an informer: it lists, then watches from
- * the list's resourceVersion, and lists again when the watch expires with 410 Gone). A failed list or
- * watch is retried with capped backoff; the last known set stays in use meanwhile.
+ * The cluster's Node objects, kept current by list + watch: list, then watch from the list's
+ * resourceVersion (BOOKMARKs move it on); a watch the server ends is resumed from there, one that
+ * expired (410 Gone) lists again and reports what changed meanwhile, deletions included. Failures are
+ * retried with capped backoff; the last known set stays in use meanwhile.
  */
 export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
-  private readonly informer: Informer<V1Node>;
   private readonly nodes = new Map<string, NodeInfo>();
-  private restartDelayMs = RESTART_MIN_MS;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
+  private running: Promise<void> | undefined;
   private stopped = false;
   private synced = false;
   private readonly firstSync: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void };
 
   constructor(
-    kubeConfig: KubeConfig,
-    core: CoreV1Api,
+    private readonly core: KubeCore,
     private readonly log: Logger,
+    private readonly timing: NodeWatcherTiming = {},
   ) {
     super();
     let resolve = () => {};
@@ -46,27 +52,11 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       reject = rej;
     });
     this.firstSync = { promise, resolve, reject };
-    this.informer = makeInformer(kubeConfig, '/api/v1/nodes', async () => {
-      const list = await core.listNode();
-      // The informer applies the list right after this resolves, in the same tick.
-      setImmediate(() => {
-        this.synced = true;
-        this.firstSync.resolve();
-      });
-      return list;
-    });
-    this.informer.on('add', (node) => this.upsert(node));
-    this.informer.on('update', (node) => this.upsert(node));
-    this.informer.on('delete', (node) => this.remove(node));
-    this.informer.on('connect', () => {
-      this.restartDelayMs = RESTART_MIN_MS;
-    });
-    this.informer.on('error', (error) => this.onError(error));
   }
 
   /** Starts list + watch; resolves once the first list is in (failures are retried meanwhile). */
   async start(): Promise<void> {
-    await this.informer.start();
+    this.running ??= this.run();
     await this.firstSync.promise;
   }
 
@@ -74,8 +64,8 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     this.stopped = true;
     this.firstSync.promise.catch(() => undefined);
     this.firstSync.reject(new Error('Node watcher stopped'));
-    clearTimeout(this.restartTimer);
-    await this.informer.stop();
+    this.abort.abort();
+    await this.running;
   }
 
   /** True once a full list has been seen: before that, absence from the set means nothing. */
@@ -91,32 +81,90 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     return [...this.nodes.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  private upsert(node: V1Node): void {
-    const info = nodeInfo(node);
-    if (info === undefined) return;
-    const before = this.nodes.get(info.name);
-    this.nodes.set(info.name, info);
-    if (before?.internalIPv4 !== info.internalIPv4 || before === undefined) this.emit('changed', this.list());
+  private async run(): Promise<void> {
+    const minMs = this.timing.restartMinMs ?? RESTART_MIN_MS;
+    const maxMs = this.timing.restartMaxMs ?? RESTART_MAX_MS;
+    let backoffMs = minMs;
+    let resourceVersion: string | undefined;
+    while (!this.stopped) {
+      let healthy = false;
+      try {
+        if (resourceVersion === undefined) {
+          const list = await this.core.listNodes();
+          this.replaceAll(list.items);
+          resourceVersion = list.metadata.resourceVersion;
+        }
+        const watchedAt = performance.now();
+        await this.core.watchNodes(
+          resourceVersion,
+          (event) => {
+            healthy = true;
+            if (event.type === 'BOOKMARK') {
+              resourceVersion = event.resourceVersion;
+              return;
+            }
+            resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
+            if (event.type === 'DELETED') this.remove(event.object.metadata.name);
+            else this.upsert(event.object);
+          },
+          { signal: this.abort.signal, timeoutSeconds: this.timing.watchTimeoutSeconds },
+        );
+        // The server ended the watch (its timeout): resume from where it got to.
+        healthy ||= performance.now() - watchedAt >= HEALTHY_WATCH_MS;
+      } catch (error) {
+        if (this.stopped) return;
+        if (apiStatusOf(error) === 410) {
+          this.log.info({ resourceVersion }, 'Node watch expired (410 Gone); listing again');
+          resourceVersion = undefined;
+        } else {
+          this.log.warn(
+            { err: (error as Error).message, retryInMs: healthy ? 0 : backoffMs },
+            'Node list/watch failed; retrying',
+          );
+        }
+      }
+      if (healthy) {
+        backoffMs = minMs;
+        continue;
+      }
+      await sleep(backoffMs, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      backoffMs = Math.min(maxMs, backoffMs * 2);
+    }
   }
 
-  private remove(node: V1Node): void {
-    const name = node.metadata?.name;
-    if (name === undefined || !this.nodes.delete(name)) return;
+  /** A full list: reports nodes that went while nobody watched as deleted. */
+  private replaceAll(items: readonly KubeNode[]): void {
+    const fresh = new Map(items.map((node) => [node.metadata.name, nodeInfo(node)]));
+    let changed = false;
+    for (const name of [...this.nodes.keys()]) {
+      if (fresh.has(name)) continue;
+      this.nodes.delete(name);
+      this.log.info({ node: name }, 'Node object deleted');
+      this.emit('deleted', name);
+      changed = true;
+    }
+    for (const [name, info] of fresh) {
+      if (this.nodes.get(name)?.internalIPv4 !== info.internalIPv4 || !this.nodes.has(name)) changed = true;
+      this.nodes.set(name, info);
+    }
+    if (!this.synced) {
+      this.synced = true;
+      this.firstSync.resolve();
+    }
+    if (changed) this.emit('changed', this.list());
+  }
+
+  private upsert(node: KubeNode): void {
+    const info = nodeInfo(node);
+    const before = this.nodes.get(info.name);
+    this.nodes.set(info.name, info);
+    if (before === undefined || before.internalIPv4 !== info.internalIPv4) this.emit('changed', this.list());
+  }
+
+  private remove(name: string): void {
+    if (!this.nodes.delete(name)) return;
     this.log.info({ node: name }, 'Node object deleted');
     this.emit('deleted', name);
     this.emit('changed', this.list());
-  }
-
-  private onError(error: unknown): void {
-    if (this.stopped) return;
-    this.log.warn(
-      { err: (error as Error)?.message ?? String(error), retryInMs: this.restartDelayMs },
-      'Node list/watch failed; retrying',
-    );
-    clearTimeout(this.restartTimer);
-    this.restartTimer = setTimeout(() => {
-      this.informer.start().catch(() => undefined);
-    }, this.restartDelayMs);
-    this.restartDelayMs = Math.min(RESTART_MAX_MS, this.restartDelayMs * 2);
   }
 }

@@ -1,6 +1,7 @@
-import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { apiStatusOf } from './kube-client.js';
+import type { KubeCore } from './kube-core.js';
+import { apiStatusOf, KubeConflictError } from './kube-errors.js';
+import type { KubeConfigMap } from './kube-objects.js';
 import { emptyRegistry, parseRegistry, type Registry, registryData } from './peer-registry.js';
 
 export const DEFAULT_REGISTRY_NAME = 'weft-peers';
@@ -19,7 +20,7 @@ export interface RegistryRead {
  */
 export class RegistryStore {
   constructor(
-    private readonly core: CoreV1Api,
+    private readonly core: KubeCore,
     readonly namespace: string,
     readonly name: string,
     private readonly log: Logger,
@@ -27,14 +28,14 @@ export class RegistryStore {
   ) {}
 
   async read(): Promise<RegistryRead> {
-    let map: V1ConfigMap;
+    let map: KubeConfigMap;
     try {
-      map = await this.core.readNamespacedConfigMap({ name: this.name, namespace: this.namespace });
+      map = await this.core.readConfigMap(this.namespace, this.name);
     } catch (error) {
       if (apiStatusOf(error) !== 404) throw error;
       map = await this.create();
     }
-    return { registry: parseRegistry(map.data), resourceVersion: map.metadata?.resourceVersion ?? '' };
+    return { registry: parseRegistry(map.data), resourceVersion: map.metadata.resourceVersion ?? '' };
   }
 
   /**
@@ -49,40 +50,33 @@ export class RegistryStore {
       const next = change(registry);
       if (next === null) return { registry, wrote: false };
       try {
-        await this.core.replaceNamespacedConfigMap({
-          name: this.name,
-          namespace: this.namespace,
-          body: {
-            apiVersion: 'v1',
-            kind: 'ConfigMap',
-            metadata: { name: this.name, namespace: this.namespace, resourceVersion },
-            data: registryData(next),
-          },
+        await this.core.replaceConfigMap(this.namespace, this.name, {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: this.name, namespace: this.namespace, resourceVersion },
+          data: registryData(next),
         });
         return { registry: next, wrote: true };
       } catch (error) {
-        if (apiStatusOf(error) !== 409 || attempt >= MAX_ATTEMPTS) throw error;
+        if (!(error instanceof KubeConflictError) || attempt >= MAX_ATTEMPTS) throw error;
         this.log.debug({ configMap: this.name, attempt }, 'registry changed under us; re-reading');
         await sleep(50 + this.random() * 100 * attempt);
       }
     }
   }
 
-  private async create(): Promise<V1ConfigMap> {
+  private async create(): Promise<KubeConfigMap> {
     try {
-      return await this.core.createNamespacedConfigMap({
-        namespace: this.namespace,
-        body: {
-          apiVersion: 'v1',
-          kind: 'ConfigMap',
-          metadata: { name: this.name, namespace: this.namespace },
-          data: registryData(emptyRegistry),
-        },
+      return await this.core.createConfigMap(this.namespace, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: this.name, namespace: this.namespace },
+        data: registryData(emptyRegistry),
       });
     } catch (error) {
       // Another agent created it first.
-      if (apiStatusOf(error) !== 409) throw error;
-      return this.core.readNamespacedConfigMap({ name: this.name, namespace: this.namespace });
+      if (!(error instanceof KubeConflictError)) throw error;
+      return this.core.readConfigMap(this.namespace, this.name);
     }
   }
 }

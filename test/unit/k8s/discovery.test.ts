@@ -19,8 +19,8 @@ describe('Node discovery (list + watch) as a gossip peer source', () => {
     standin.api.addNode('n1', '10.0.0.1');
     standin.api.addNode('n2', '10.0.0.2');
     standin.api.addNode('n3', undefined); // kubelet has not reported addresses yet
-    const { kubeConfig, core } = standin.connect();
-    const watcher = new NodeWatcher(kubeConfig, core, quietLog);
+    const { core } = await standin.connect();
+    const watcher = new NodeWatcher(core, quietLog);
     cleanup.push(() => watcher.stop());
     await watcher.start();
     expect(watcher.isSynced).toBe(true);
@@ -62,8 +62,8 @@ describe('Node discovery (list + watch) as a gossip peer source', () => {
     cleanup.push(standin.close);
     standin.api.addNode('n1', '10.0.0.1');
     const failing = standin.api.gate((r) => r.path === '/api/v1/nodes' && !r.query.has('watch'));
-    const { kubeConfig, core } = standin.connect();
-    const watcher = new NodeWatcher(kubeConfig, core, quietLog);
+    const { core } = await standin.connect();
+    const watcher = new NodeWatcher(core, quietLog);
     cleanup.push(() => watcher.stop());
     let synced = false;
     const started = watcher.start().then(() => {

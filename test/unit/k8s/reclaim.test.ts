@@ -39,8 +39,8 @@ interface FakeAgent {
 }
 
 async function fakeAgent(standin: Standin, name: string, leaseMs: number, hang = false): Promise<FakeAgent> {
-  const { kubeConfig, core } = standin.connect();
-  const watcher = new NodeWatcher(kubeConfig, core, quietLog);
+  const { core } = await standin.connect();
+  const watcher = new NodeWatcher(core, quietLog);
   await watcher.start();
   const agent: FakeAgent = { name, rmpeerCalls: [], hang, reclaimer: undefined as never };
   const target: ReclaimTarget = {
@@ -204,7 +204,7 @@ describe('reclaim of a deleted node’s ranges', () => {
 describe('joining the registry', () => {
   it('a reclaimed node moves its old IPAM state aside and registers again; the seed list is written once', async () => {
     const standin = await cluster(['n1', 'n2']);
-    const { core } = standin.connect();
+    const { core } = await standin.connect();
     const store = new RegistryStore(core, NS, DEFAULT_REGISTRY_NAME, quietLog);
     standin.api.putConfigMapData(
       NS,
@@ -240,10 +240,10 @@ describe('joining the registry', () => {
     cleanup.push(standin.close);
     const views = [['a'], ['a', 'b'], ['a', 'b', 'c']];
     const results = await Promise.all(
-      ['a', 'b', 'c'].map((self, i) =>
+      ['a', 'b', 'c'].map(async (self, i) =>
         joinRegistry({
           self,
-          store: new RegistryStore(standin.connect().core, NS, DEFAULT_REGISTRY_NAME, quietLog),
+          store: new RegistryStore((await standin.connect()).core, NS, DEFAULT_REGISTRY_NAME, quietLog),
           nodeNames: () => views[i] as string[],
           stateDir: join(standin.dir, self),
           leaseMs: 1_000,
@@ -271,7 +271,7 @@ describe('joining the registry', () => {
     let done = false;
     const joining = joinRegistry({
       self: 'n2',
-      store: new RegistryStore(standin.connect().core, NS, DEFAULT_REGISTRY_NAME, quietLog),
+      store: new RegistryStore((await standin.connect()).core, NS, DEFAULT_REGISTRY_NAME, quietLog),
       nodeNames: () => ['n1', 'n2'],
       stateDir: join(standin.dir, 'n2'),
       leaseMs: 2_000,

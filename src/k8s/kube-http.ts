@@ -1,0 +1,172 @@
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { z } from 'zod';
+import type { KubeEndpoint } from './kube-endpoint.js';
+import { kubeApiError, type RbacNeed } from './kube-errors.js';
+import { bookmarkSchema, statusSchema, type WatchEvent, watchLineSchema } from './kube-objects.js';
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export interface KubeRequest {
+  readonly method: 'GET' | 'POST' | 'PUT';
+  /** Path under the server URL, e.g. /api/v1/nodes. */
+  readonly path: string;
+  readonly query?: Readonly<Record<string, string>>;
+  readonly body?: unknown;
+  /** The permission this call needs: a 403 names it. */
+  readonly rbac: RbacNeed;
+}
+
+/**
+ * JSON requests and watch streams to the Kubernetes API over node:http(s): one keep-alive agent
+ * carrying the endpoint's TLS trust and client certificate, the Authorization header per request
+ * (a token file may have rotated). A non-2xx answer becomes a KubeApiError with the Status's reason.
+ */
+export class KubeHttp {
+  private readonly agent: http.Agent;
+
+  constructor(
+    private readonly endpoint: KubeEndpoint,
+    private readonly requestTimeoutMs = REQUEST_TIMEOUT_MS,
+  ) {
+    const { tls } = endpoint;
+    this.agent =
+      endpoint.server.protocol === 'https:'
+        ? new https.Agent({
+            keepAlive: true,
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            rejectUnauthorized: tls.rejectUnauthorized,
+            servername: tls.servername,
+          })
+        : new http.Agent({ keepAlive: true });
+  }
+
+  /** One request; its JSON answer checked against `schema`. */
+  async json<T>(request: KubeRequest, schema: z.ZodType<T>): Promise<T> {
+    const response = await this.open(request, this.requestTimeoutMs);
+    const text = await readText(response);
+    const parsed = schema.safeParse(parseJson(text));
+    if (!parsed.success) {
+      throw new Error(`${describe(request)}: unexpected answer from the API server: ${text.slice(0, 200)}`);
+    }
+    return parsed.data;
+  }
+
+  /**
+   * A watch: calls `onEvent` for every line of the stream until the server ends it (resolves) or it
+   * breaks (rejects: connection lost, nothing received for `idleMs`, a malformed line, or an ERROR
+   * event, which becomes a KubeApiError with the Status's code, e.g. 410 Gone).
+   */
+  async watch<T>(
+    request: KubeRequest,
+    schema: z.ZodType<T>,
+    onEvent: (event: WatchEvent<T>) => void,
+    options: { idleMs: number; signal: AbortSignal },
+  ): Promise<void> {
+    const response = await this.open(request, options.idleMs, options.signal);
+    response.setEncoding('utf8');
+    let buffered = '';
+    for await (const chunk of response as AsyncIterable<string>) {
+      buffered += chunk;
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line !== '') onEvent(watchEvent(request, line, schema));
+      }
+    }
+  }
+
+  /** Closes idle keep-alive connections (and any still open). */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** Sends the request; resolves with a 2xx response (body unread), throws a KubeApiError otherwise. */
+  private open(request: KubeRequest, timeoutMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
+    const { server, credentials } = this.endpoint;
+    const url = new URL(`${server.pathname.replace(/\/$/, '')}${request.path}`, server);
+    for (const [key, value] of Object.entries(request.query ?? {})) url.searchParams.set(key, value);
+    const body = request.body === undefined ? undefined : JSON.stringify(request.body);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const authorization = credentials.authorization();
+    if (authorization !== undefined) headers.authorization = authorization;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const send = server.protocol === 'https:' ? https.request : http.request;
+    return new Promise((resolve, reject) => {
+      let answer: IncomingMessage | undefined;
+      const req = send(url, { method: request.method, agent: this.agent, headers, signal }, (response) => {
+        answer = response;
+        const status = response.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          resolve(response);
+          return;
+        }
+        if (status === 401) credentials.refresh();
+        readText(response).then((text) => {
+          const parsed = statusSchema.safeParse(parseJson(text));
+          const apiStatus = parsed.success ? parsed.data : {};
+          reject(
+            kubeApiError(
+              status,
+              apiStatus.reason ?? response.statusMessage,
+              apiStatus.message ?? text.slice(0, 200),
+              describe(request),
+              request.rbac,
+            ),
+          );
+        }, reject);
+      });
+      // Socket inactivity: no answer, or (for a watch) a stream gone silent past the server's own timeout.
+      req.setTimeout(timeoutMs, () => {
+        const error = new Error(`${describe(request)}: nothing from the API server for ${timeoutMs} ms`);
+        answer?.destroy(error);
+        req.destroy(error);
+      });
+      req.on('error', (error) =>
+        reject(new Error(`${describe(request)}: ${error.message}`, { cause: error })),
+      );
+      req.end(body);
+    });
+  }
+}
+
+function watchEvent<T>(request: KubeRequest, line: string, schema: z.ZodType<T>): WatchEvent<T> {
+  const malformed = () => new Error(`${describe(request)}: malformed watch event: ${line.slice(0, 200)}`);
+  const event = watchLineSchema.safeParse(parseJson(line));
+  if (!event.success) throw malformed();
+  const { type, object } = event.data;
+  if (type === 'ERROR') {
+    const status = statusSchema.safeParse(object);
+    const { code, reason, message } = status.success ? status.data : {};
+    throw kubeApiError(code ?? 500, reason, message, `${describe(request)} (watch)`, request.rbac);
+  }
+  if (type === 'BOOKMARK') {
+    const bookmark = bookmarkSchema.safeParse(object);
+    if (!bookmark.success) throw malformed();
+    return { type, resourceVersion: bookmark.data.metadata.resourceVersion };
+  }
+  const parsed = schema.safeParse(object);
+  if (!parsed.success) throw malformed();
+  return { type, object: parsed.data };
+}
+
+function describe(request: KubeRequest): string {
+  return `${request.method} ${request.path}`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function readText(response: IncomingMessage): Promise<string> {
+  response.setEncoding('utf8');
+  let text = '';
+  for await (const chunk of response as AsyncIterable<string>) text += chunk;
+  return text;
+}
