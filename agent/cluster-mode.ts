@@ -35,7 +35,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
         : {},
   );
   // Before IPAM loads its state: a node that was reclaimed must not come back with its old ranges.
-  // Loaded only with --kube-peers: the Kubernetes client alone costs about 70 MB of RSS.
+  // Loaded only with --kube-peers.
   const kube: KubeIntegration | undefined = config.kube
     ? await (await import('../src/k8s/index.js')).KubeIntegration.start(
         {

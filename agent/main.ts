@@ -38,7 +38,7 @@ Options for run, with gossip discovery and IPAM (the normal way):
   --kube-peers              peers from Kubernetes Node objects (in-cluster service account), seed list
                             and reclaim of deleted nodes through the ConfigMap weft-peers; node name
                             from --name or env NODE_NAME
-  --kubeconfig PATH         with --kube-peers: use this kubeconfig instead of the service account
+  --kubeconfig PATH         with --kube-peers: use this kubeconfig (else $KUBECONFIG, else the service account)
   --kube-reclaim-lease-ms N a reclaim claim unchanged this long is taken over (default ${clusterDefaults.kubeReclaimLeaseMs})
 
 Options for run with fixed ranges instead:

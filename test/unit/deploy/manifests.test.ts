@@ -123,7 +123,7 @@ describe('deploy/weft.yaml (validated offline: no API server can run here)', () 
 
   it('grants what discovery and the reclaim use, and nothing broader', () => {
     expect(find<{ rules: unknown[] }>('ClusterRole').rules).toEqual([
-      { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
     ]);
     const role = find<{ rules: unknown[] }>('Role');
     expect(role.metadata.namespace).toBe('kube-system');
