@@ -26,11 +26,11 @@ export interface KubeEndpoint {
 export interface Credentials {
   /** The Authorization header's value, if these credentials use one. */
   authorization(): string | undefined;
-  /** The server refused them: read them again before the next request. */
-  refresh(): void;
+  /** The server refused them: read them again; true if they changed (worth one more try). */
+  refresh(): boolean;
 }
 
-const noCredentials: Credentials = { authorization: () => undefined, refresh: () => {} };
+const noCredentials: Credentials = { authorization: () => undefined, refresh: () => false };
 
 /** A bearer token from a file, read again once a minute and after a 401 (bound tokens rotate). */
 export class TokenFile implements Credentials {
@@ -50,13 +50,15 @@ export class TokenFile implements Credentials {
     return `Bearer ${this.token}`;
   }
 
-  refresh(): void {
+  refresh(): boolean {
     this.readAt = this.now();
+    const before = this.token;
     try {
       this.token = TokenFile.read(this.path);
     } catch {
       // Keep the last token: a file being rotated may be missing for a moment.
     }
+    return this.token !== before;
   }
 
   private static read(path: string): string {
@@ -67,7 +69,7 @@ export class TokenFile implements Credentials {
 }
 
 function bearer(token: string): Credentials {
-  return { authorization: () => `Bearer ${token}`, refresh: () => {} };
+  return { authorization: () => `Bearer ${token}`, refresh: () => false };
 }
 
 /**

@@ -53,5 +53,5 @@ function hint(status: number, rbac: RbacNeed): string {
       ? ' (cluster-wide: a ClusterRole)'
       : ` in namespace ${rbac.namespace} (a Role)`,
   ].join('');
-  return ` (weft's service account needs the RBAC rule apiGroups [""], resources [${rbac.resource}], verbs [${rbac.verb}]${scope}; see deploy/weft.yaml)`;
+  return ` (weft needs the RBAC rule apiGroups [""], resources [${rbac.resource}], verbs [${rbac.verb}]${scope}; see deploy/weft.yaml)`;
 }

@@ -46,7 +46,9 @@ export class KubeHttp {
   /** One request; its JSON answer checked against `schema`. */
   async json<T>(request: KubeRequest, schema: z.ZodType<T>): Promise<T> {
     const response = await this.open(request, this.requestTimeoutMs);
-    const text = await readText(response);
+    const text = await readText(response).catch((error: Error) => {
+      throw new Error(`${describe(request)}: ${error.message}`, { cause: error });
+    });
     const parsed = schema.safeParse(parseJson(text));
     if (!parsed.success) {
       throw new Error(`${describe(request)}: unexpected answer from the API server: ${text.slice(0, 200)}`);
@@ -66,16 +68,7 @@ export class KubeHttp {
     options: { idleMs: number; signal: AbortSignal },
   ): Promise<void> {
     const response = await this.open(request, options.idleMs, options.signal);
-    response.setEncoding('utf8');
-    let buffered = '';
-    for await (const chunk of response as AsyncIterable<string>) {
-      buffered += chunk;
-      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line !== '') onEvent(watchEvent(request, line, schema));
-      }
-    }
+    for await (const line of lines(request, response)) onEvent(watchEvent(request, line, schema));
   }
 
   /** Closes idle keep-alive connections (and any still open). */
@@ -83,8 +76,35 @@ export class KubeHttp {
     this.agent.destroy();
   }
 
-  /** Sends the request; resolves with a 2xx response (body unread), throws a KubeApiError otherwise. */
-  private open(request: KubeRequest, timeoutMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
+  private async open(
+    request: KubeRequest,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
+    const first = await this.send(request, timeoutMs, signal);
+    if (first.statusCode !== 401 || !this.endpoint.credentials.refresh()) return this.checked(request, first);
+    // A token file that changed since we read it (a rotation): one more try with the new token.
+    first.resume();
+    return this.checked(request, await this.send(request, timeoutMs, signal));
+  }
+
+  /** The response if 2xx; otherwise its Status as a KubeApiError. */
+  private async checked(request: KubeRequest, response: IncomingMessage): Promise<IncomingMessage> {
+    const status = response.statusCode ?? 0;
+    if (status >= 200 && status < 300) return response;
+    const text = await readText(response).catch(() => '');
+    const parsed = statusSchema.safeParse(parseJson(text));
+    const apiStatus = parsed.success ? parsed.data : {};
+    throw kubeApiError(
+      status,
+      apiStatus.reason ?? response.statusMessage,
+      apiStatus.message ?? text.slice(0, 200),
+      describe(request),
+      request.rbac,
+    );
+  }
+
+  private send(request: KubeRequest, timeoutMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
     const { server, credentials } = this.endpoint;
     const url = new URL(`${server.pathname.replace(/\/$/, '')}${request.path}`, server);
     for (const [key, value] of Object.entries(request.query ?? {})) url.searchParams.set(key, value);
@@ -98,29 +118,11 @@ export class KubeHttp {
       let answer: IncomingMessage | undefined;
       const req = send(url, { method: request.method, agent: this.agent, headers, signal }, (response) => {
         answer = response;
-        const status = response.statusCode ?? 0;
-        if (status >= 200 && status < 300) {
-          resolve(response);
-          return;
-        }
-        if (status === 401) credentials.refresh();
-        readText(response).then((text) => {
-          const parsed = statusSchema.safeParse(parseJson(text));
-          const apiStatus = parsed.success ? parsed.data : {};
-          reject(
-            kubeApiError(
-              status,
-              apiStatus.reason ?? response.statusMessage,
-              apiStatus.message ?? text.slice(0, 200),
-              describe(request),
-              request.rbac,
-            ),
-          );
-        }, reject);
+        resolve(response);
       });
       // Socket inactivity: no answer, or (for a watch) a stream gone silent past the server's own timeout.
       req.setTimeout(timeoutMs, () => {
-        const error = new Error(`${describe(request)}: nothing from the API server for ${timeoutMs} ms`);
+        const error = new Error(`nothing from the API server for ${timeoutMs} ms`);
         answer?.destroy(error);
         req.destroy(error);
       });
@@ -129,6 +131,24 @@ export class KubeHttp {
       );
       req.end(body);
     });
+  }
+}
+
+/** The stream's lines; a broken stream is an error naming the request. */
+async function* lines(request: KubeRequest, response: IncomingMessage): AsyncGenerator<string> {
+  response.setEncoding('utf8');
+  let buffered = '';
+  try {
+    for await (const chunk of response as AsyncIterable<string>) {
+      buffered += chunk;
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line !== '') yield line;
+      }
+    }
+  } catch (error) {
+    throw new Error(`${describe(request)} (watch): ${(error as Error).message}`, { cause: error });
   }
 }
 

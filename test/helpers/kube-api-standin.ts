@@ -15,7 +15,8 @@ import type { AddressInfo } from 'node:net';
  * Conflict), a create of an existing one 409 AlreadyExists, a read of a missing one 404 NotFound.
  *
  * Test controls: counters of requests and conflicts, a gate that holds requests matching a predicate
- * until released (to line up concurrent writers or to freeze an agent mid-request).
+ * until released (to line up concurrent writers or to freeze an agent mid-request; a held request
+ * whose client goes away is dropped, never applied).
  */
 
 export interface KubeObject {
@@ -190,6 +191,13 @@ export class KubeApiStandin {
       if (!gate.matches(request)) continue;
       await new Promise<void>((resolve) => {
         gate.held.push(resolve);
+        // A client that goes away while held no longer counts as held.
+        const gone = () => {
+          const index = gate.held.indexOf(resolve);
+          if (index >= 0) gate.held.splice(index, 1);
+          resolve();
+        };
+        req.socket.once('close', gone);
         if (gate.releaseAt !== undefined && gate.held.length >= gate.releaseAt) {
           this.gates.delete(gate);
           for (const go of gate.held.splice(0)) go();

@@ -97,9 +97,13 @@ describeAsRoot('agents with --kube-peers against a Kubernetes API stand-in', () 
     await cluster.allocate('n4', 'old-pod');
     n4Cidrs = [...(await cluster.status('n4')).node.podCidrs].sort();
     await cluster.stopAgent('n4', 'SIGKILL');
-    // Hold the survivors' registry reads until all three arrive, so that they decide on one version.
+    // Hold the survivors' claims until all three are written: no write lands meanwhile, so all three
+    // were decided on one version. (Holding their reads instead left the re-reads before the claims
+    // to timing: one agent's read + write could complete before another's read.)
     const barrier = api.gate(
-      (r) => r.method === 'GET' && r.path.endsWith(`/configmaps/${DEFAULT_REGISTRY_NAME}`),
+      (r) =>
+        r.method === 'PUT' &&
+        (r.body?.data as Record<string, string> | undefined)?.['peer.n4']?.includes('"reclaiming"') === true,
       3,
     );
     const safety = setTimeout(barrier.release, 15_000);
@@ -170,6 +174,9 @@ describeAsRoot('agents with --kube-peers against a Kubernetes API stand-in', () 
     expect(claim).toMatchObject({ state: 'reclaiming', attempt: 1 });
     const crashed = claim?.state === 'reclaiming' ? claim.holder : '';
     await cluster.stopAgent(crashed, 'SIGKILL');
+    // Its connection closes through the forwarder after the process has gone: wait for the stand-in
+    // to see that, or the release could still apply the dead agent's write.
+    await waitFor(() => tombstone.held() === 0, 5_000, 'the killed agent’s request is still held');
     tombstone.release(); // the killed agent's request is gone with it: never applied
 
     await waitFor(() => registry().peers.get('n3')?.state === 'reclaimed', 30_000, 'nobody finished n3');
