@@ -6,6 +6,8 @@ import { kubeApiError, type RbacNeed } from './kube-errors.js';
 import { bookmarkSchema, statusSchema, type WatchEvent, watchLineSchema } from './kube-objects.js';
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Idle keep-alive connections are closed well before any server or load balancer would drop them. */
+const IDLE_CONNECTION_MS = 15_000;
 
 export interface KubeRequest {
   readonly method: 'GET' | 'POST' | 'PUT';
@@ -34,13 +36,14 @@ export class KubeHttp {
       endpoint.server.protocol === 'https:'
         ? new https.Agent({
             keepAlive: true,
+            timeout: IDLE_CONNECTION_MS,
             ca: tls.ca,
             cert: tls.cert,
             key: tls.key,
             rejectUnauthorized: tls.rejectUnauthorized,
             servername: tls.servername,
           })
-        : new http.Agent({ keepAlive: true });
+        : new http.Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS });
   }
 
   /** One request; its JSON answer checked against `schema`. */
@@ -81,7 +84,11 @@ export class KubeHttp {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<IncomingMessage> {
-    const first = await this.send(request, timeoutMs, signal);
+    const first = await this.send(request, timeoutMs, signal).catch((error: unknown) => {
+      // A kept-alive connection the server closed just as we reused it: a read is safe to send again.
+      if (!(error instanceof StaleConnectionError) || request.method !== 'GET') throw error;
+      return this.send(request, timeoutMs, signal);
+    });
     if (first.statusCode !== 401 || !this.endpoint.credentials.refresh()) return this.checked(request, first);
     // A token file that changed since we read it (a rotation): one more try with the new token.
     first.resume();
@@ -126,13 +133,17 @@ export class KubeHttp {
         answer?.destroy(error);
         req.destroy(error);
       });
-      req.on('error', (error) =>
-        reject(new Error(`${describe(request)}: ${error.message}`, { cause: error })),
-      );
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        const stale = req.reusedSocket && answer === undefined && error.code === 'ECONNRESET';
+        const Failure = stale ? StaleConnectionError : Error;
+        reject(new Failure(`${describe(request)}: ${error.message}`, { cause: error }));
+      });
       req.end(body);
     });
   }
 }
+
+class StaleConnectionError extends Error {}
 
 /** The stream's lines; a broken stream is an error naming the request. */
 async function* lines(request: KubeRequest, response: IncomingMessage): AsyncGenerator<string> {

@@ -262,6 +262,26 @@ describe('Kubernetes client: API errors', () => {
     await expect(core.listNodes()).rejects.toThrow(/unexpected answer from the API server/);
   });
 
+  it('sends a read again when the kept-alive connection it reused was reset; never a write', async () => {
+    let served = 0;
+    const configMap = { metadata: { name: 'weft-peers', resourceVersion: '1' } };
+    const api = await serve((req, res, url) => {
+      served++;
+      // Every second request the connection is reset instead of answered (a server closing an idle one).
+      if (served % 2 === 0) req.socket.resetAndDestroy();
+      else sendJson(res, 200, url.pathname === '/api/v1/nodes' ? nodeList : configMap);
+    });
+    const core = coreFor(
+      await kubeconfigEndpoint(writeKubeconfig(pki.dir, { server: api.url }, {}, 'plain')),
+    );
+    await core.listNodes(); // 1: answered
+    await core.listNodes(); // 2: reset on the reused connection, 3: sent again and answered
+    await core.readConfigMap('kube-system', 'weft-peers'); // 4: reset, 5: answered
+    const write = await rejection(core.replaceConfigMap('kube-system', 'weft-peers', configMap)); // 6: reset
+    expect(api.requests.map((r) => r.method)).toEqual(['GET', 'GET', 'GET', 'GET', 'GET', 'PUT']);
+    expect(write.message).toMatch(/^PUT \/api\/v1\/namespaces\/kube-system\/configmaps\/weft-peers: /);
+  });
+
   it('deploy/weft.yaml grants exactly the calls the client makes', async () => {
     const api = await serve((_req, res) => sendStatus(res, 403, 'Forbidden', 'no'));
     const core = coreFor(
