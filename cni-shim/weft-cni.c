@@ -72,8 +72,9 @@ struct buf {
 
 static void die_oom(void);
 
+/* Room for `extra` more bytes and the terminating NUL every buffer keeps. */
 static void buf_reserve(struct buf *b, size_t extra) {
-  if (extra <= b->cap - b->len) return;
+  if (b->data && extra < b->cap - b->len) return;
   if (extra > SIZE_MAX - b->len - 1) die_oom();
   size_t cap = b->cap ? b->cap : 256;
   while (cap - b->len < extra + 1) {
@@ -524,13 +525,14 @@ static struct json_check json_validate(const char *text, size_t n, struct json_f
   return (struct json_check){.error = p.error, .offset = p.pos, .is_object = is_object};
 }
 
-/* The decoded value of a string field found by json_validate (the text is known to be valid). */
-static char *json_field_string(const char *text, const struct json_field *field) {
+/* The decoded value of a string field found by json_validate (the text is known to be valid); it
+ * may hold NUL characters. */
+static struct buf json_field_string(const char *text, const struct json_field *field) {
   struct buf out = {0};
   struct json_parser p = {.s = (const unsigned char *)text, .n = field->end, .pos = field->start};
   buf_reserve(&out, 0);
   json_string(&p, &out);
-  return out.data;
+  return out;
 }
 
 
@@ -590,10 +592,11 @@ static void print_version_reply(void) {
 static const char *config_path(const char *text, const struct json_field *field, const char *fallback) {
   if (field->kind == JSON_NONE) return fallback;
   if (field->kind != JSON_STRING) failf(INVALID_NETWORK_CONFIG, "\"%s\" must be a non-empty string", field->key);
-  char *value = json_field_string(text, field);
-  if (!*value) failf(INVALID_NETWORK_CONFIG, "\"%s\" must be a non-empty string", field->key);
-  if (value[0] != '/') failf(INVALID_NETWORK_CONFIG, "\"%s\" must be an absolute path", field->key);
-  return value;
+  struct buf value = json_field_string(text, field);
+  if (value.len == 0) failf(INVALID_NETWORK_CONFIG, "\"%s\" must be a non-empty string", field->key);
+  if (value.data[0] != '/' || strlen(value.data) != value.len)
+    failf(INVALID_NETWORK_CONFIG, "\"%s\" must be an absolute path", field->key);
+  return value.data;
 }
 
 static int is_container_id(const char *id) {
@@ -976,17 +979,14 @@ __attribute__((noreturn)) static void fail_from_agent(const struct http_reply *r
     double v = strtod(r->body + fields[REPLY_CNI_CODE].start, &end);
     if (v >= INT_MIN && v <= INT_MAX && v == (double)(int)v) code = (int)v;
   }
-  struct buf msg = {0};
-  if (check.is_object && fields[REPLY_ERROR].kind == JSON_STRING) {
-    char *text = json_field_string(r->body, &fields[REPLY_ERROR]);
-    buf_str(&msg, text);
-  } else {
+  struct buf msg = {0}, details = {0};
+  if (check.is_object && fields[REPLY_ERROR].kind == JSON_STRING)
+    msg = json_field_string(r->body, &fields[REPLY_ERROR]);
+  else
     buf_printf(&msg, "HTTP %d", r->status);
-  }
-  char *details = check.is_object && fields[REPLY_DETAILS].kind == JSON_STRING
-                      ? json_field_string(r->body, &fields[REPLY_DETAILS])
-                      : NULL;
-  fail_with(code, msg.data, msg.len, details, details ? strlen(details) : 0);
+  if (check.is_object && fields[REPLY_DETAILS].kind == JSON_STRING)
+    details = json_field_string(r->body, &fields[REPLY_DETAILS]);
+  fail_with(code, msg.data, msg.len, details.data, details.len);
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
@@ -1001,7 +1001,7 @@ int main(void) {
   struct json_field fields[CONFIG_FIELDS] = {{.key = "cniVersion"}, {.key = "socket"}, {.key = "delQueueDir"}};
   struct json_check check = json_validate(in.data, in.len, fields, CONFIG_FIELDS);
   if (!check.error && check.is_object && fields[CONFIG_VERSION].kind == JSON_STRING) {
-    const char *version = json_field_string(in.data, &fields[CONFIG_VERSION]);
+    const char *version = json_field_string(in.data, &fields[CONFIG_VERSION]).data;
     if (is_supported_version(version)) answer_version = version;
   }
   if (strcmp(command, "VERSION") == 0) {

@@ -13,6 +13,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AdminServer } from '../../../src/api/admin-server.js';
 import { type ForwardedRequest, replayDelQueue } from '../../../src/cni/del-queue.js';
@@ -195,6 +196,8 @@ describe('weft CNI plugin: what it decides alone', () => {
     ['6 not an object', attachmentEnv('ADD'), '["weft"]', 6, 'not a JSON object'],
     ['6 empty stdin', attachmentEnv('DEL'), ' \n', 6, 'no network configuration'],
     ['7 relative socket', attachmentEnv('ADD'), config('weft.sock'), 7, '"socket" must be an absolute path'],
+    ['7 empty socket', attachmentEnv('ADD'), config(''), 7, '"socket" must be a non-empty string'],
+    ['7 escaped empty DEL queue', attachmentEnv('DEL'), '{"delQueueDir":"\\u0000"}', 7, 'absolute path'],
     [
       '7 socket not a string',
       attachmentEnv('ADD'),
@@ -231,6 +234,34 @@ describe('weft CNI plugin: what it decides alone', () => {
     expect(out.status).toBe(1);
     expect(out.json.code).toBe(code);
     expect(out.json.msg).toContain(text);
+  });
+
+  it('agrees with JSON.parse on what is JSON (valid documents and mutated ones), and never crashes', async () => {
+    const mutated = fc
+      .tuple(
+        fc.json(),
+        fc.nat(),
+        fc.constantFrom('', '"', '\\', ',', ':', '{', '}', '[', ']', '-', 'e', '0', ' ', '\u00e9'),
+      )
+      .map(([json, at, insert]) => {
+        const i = at % (json.length + 1);
+        return at % 3 === 0 ? json : `${json.slice(0, i)}${insert}${json.slice(i + (at % 2))}`;
+      });
+    await fc.assert(
+      fc.asyncProperty(mutated, async (value) => {
+        const stdin = `{"socket":${JSON.stringify(nobodyListens)},"value":${value}}`;
+        let valid = true;
+        try {
+          JSON.parse(stdin);
+        } catch {
+          valid = false;
+        }
+        const out = await shim(attachmentEnv('ADD'), stdin);
+        expect(out.status).toBe(1);
+        expect(out.json.code).toBe(valid ? 11 : 6);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('error 5 when stdin cannot be read', async () => {
