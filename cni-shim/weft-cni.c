@@ -899,10 +899,10 @@ static int connect_agent(const char *socket_path, struct http_reply *r, enum exc
 /* Sends the request and reads the reply at the same time: an agent may answer (e.g. 413) before
  * it has read the whole request, and then stop reading. */
 static enum exchange_outcome exchange(const char *socket_path, struct iovec *iov, int iovcnt, struct http_reply *r) {
+  long long deadline = now_ms() + AGENT_TIMEOUT_MS;
   enum exchange_outcome failure = AGENT_UNREACHABLE;
   int fd = connect_agent(socket_path, r, &failure);
   if (fd < 0) return failure;
-  long long deadline = now_ms() + AGENT_TIMEOUT_MS;
   int sending = 1, send_error = 0;
   enum parse_state state = REPLY_INCOMPLETE;
   const char *problem = NULL;
