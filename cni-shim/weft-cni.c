@@ -936,15 +936,16 @@ static enum exchange_outcome exchange(const char *socket_path, struct iovec *iov
     if (pfd.revents & (POLLIN | POLLERR | POLLHUP)) {
       buf_reserve(&r->raw, 65536);
       ssize_t got = read(fd, r->raw.data + r->raw.len, r->raw.cap - r->raw.len - 1);
-      if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      int closed = got <= 0;
+      int read_error = got < 0 ? errno : 0;
+      if (read_error == EAGAIN || read_error == EINTR) continue;
+      if (read_error && r->raw.len == 0) {
+        close(fd);
+        return unreachable(r, AGENT_UNREACHABLE, "cannot reach the agent on %s: %s", socket_path,
+                           strerror(read_error));
+      }
       if (got > 0) r->raw.len += (size_t)got;
       r->raw.data[r->raw.len] = '\0';
-      state = parse_reply(r, closed, &problem);
-      if (closed && got < 0 && r->raw.len == 0) {
-        close(fd);
-        return unreachable(r, AGENT_UNREACHABLE, "cannot reach the agent on %s: %s", socket_path, strerror(errno));
-      }
+      state = parse_reply(r, got <= 0, &problem);
     }
   }
   close(fd);

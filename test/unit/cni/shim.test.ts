@@ -91,13 +91,13 @@ async function fakeAgent(answer: (seen: Seen) => Answer): Promise<{ socket: stri
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      const request_ = {
+      const entry: Seen = {
         method: request.method ?? '',
         url: request.url ?? '',
         body: Buffer.concat(chunks).toString('utf8'),
       };
-      seen.push(request_);
-      const { status, body, chunks: parts } = answer(request_);
+      seen.push(entry);
+      const { status, body, chunks: parts } = answer(entry);
       response.writeHead(status, { 'content-type': 'application/json' });
       for (const part of parts ?? []) response.write(part); // no Content-Length: chunked
       response.end(body);
