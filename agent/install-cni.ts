@@ -11,10 +11,12 @@ export const installCniUsage = `  install-cni     install the CNI plugin and wri
                     [--mtu N] [--state-dir DIR (its cni-del-queue holds DELs while the agent is down)]
 `;
 
-const SHIM_BUNDLE = fileURLToPath(new URL('../cni-shim/weft-cni.cjs', import.meta.url));
+/** The static plugin executable `npm run build:shim` compiles from cni-shim/weft-cni.c. */
+const PLUGIN_EXECUTABLE = fileURLToPath(new URL('../cni-shim/weft-cni', import.meta.url));
 
 export async function runInstallCni(values: Record<string, string | boolean | undefined>): Promise<number> {
-  if (!existsSync(SHIM_BUNDLE)) throw new ConfigError(`${SHIM_BUNDLE} is missing: run "npm run build"`);
+  if (!existsSync(PLUGIN_EXECUTABLE))
+    throw new ConfigError(`${PLUGIN_EXECUTABLE} is missing: run "npm run build"`);
   const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
   if (mtu !== undefined && !isValidMtu(mtu))
     throw new ConfigError(`--mtu ${values.mtu} is not an integer in ${MIN_MTU}..${MAX_MTU}`);
@@ -24,11 +26,8 @@ export async function runInstallCni(values: Record<string, string | boolean | un
     socket: (values.socket as string | undefined) ?? DEFAULT_SOCKET,
     delQueueDir: delQueueDirOf((values['state-dir'] as string | undefined) ?? clusterDefaults.stateDir),
     mtu,
-    nodeBinary: process.execPath,
-    shimBundle: SHIM_BUNDLE,
+    plugin: PLUGIN_EXECUTABLE,
   });
-  process.stdout.write(
-    `installed ${report.plugin}${report.nodeCopied ? ' (with its Node runtime)' : ''}\nwrote ${report.conflist}\n`,
-  );
+  process.stdout.write(`installed ${report.plugin}\nwrote ${report.conflist}\n`);
   return 0;
 }

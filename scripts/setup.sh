@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   iproute2 iputils-ping busybox-static iperf3 iptables nftables tcpdump ethtool procps psmisc
-  python3 make g++
+  python3 make g++ gcc libc6-dev # gcc + libc6-dev (libc.a): the static CNI plugin
   # container runtimes that call CNI plugins as kubelet does, and the reference plugins
   podman runc containernetworking-plugins containerd
   # image build without Docker, e2e script checks

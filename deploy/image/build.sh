@@ -111,6 +111,9 @@ podman run --rm --pull never --network none -v "$out:/host" "$tag" \
   install-cni --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d
 test -x "$out/opt/cni/bin/weft" || { echo "install-cni left no executable weft plugin" >&2; exit 1; }
 test -s "$out/etc/cni/net.d/10-weft.conflist" || { echo "install-cni left no 10-weft.conflist" >&2; exit 1; }
+# The plugin is static: it runs here, outside the image, without the image's Node or libraries.
+reply=$(CNI_COMMAND=VERSION "$out/opt/cni/bin/weft" <<<'{"cniVersion":"1.0.0"}')
+[[ $reply == *'"supportedVersions":'* ]] || { echo "the installed plugin did not answer VERSION: $reply" >&2; exit 1; }
 node -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(!c.plugins.some(p=>p.type==="weft")) process.exit(1)' \
   "$out/etc/cni/net.d/10-weft.conflist"
 echo "install-cni: $(cd "$out" && find . -type f | sort | tr '\n' ' ')"

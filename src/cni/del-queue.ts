@@ -1,14 +1,14 @@
 /**
- * DELs that arrived while the agent was down (as Cilium does): the shim writes the forwarded request
- * to a file, and the agent replays the files on start and before each CNI request it serves, so a
- * release is never lost and never races a later ADD of the same attachment.
+ * DELs that arrived while the agent was down (as Cilium does): the plugin (queue_del in
+ * cni-shim/weft-cni.c) writes the request it would have forwarded to `<containerID>:<ifname>.del.json`
+ * (a temp sibling, fsync, rename, fsync of the directory), and the agent replays the files on start
+ * and before each CNI request it serves, so a release is never lost and never races a later ADD of
+ * the same attachment.
  */
-import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../util/atomic-file.js';
-import { type Attachment, attachmentKey } from './request.js';
 
-/** What the shim forwards to the agent: the CNI_* environment and the parsed stdin. */
+/** What the plugin forwards to the agent: the CNI_* environment and its stdin. */
 export interface ForwardedRequest {
   env: Record<string, string>;
   config: Record<string, unknown>;
@@ -21,18 +21,6 @@ const TEMP_SUFFIX = '.tmp';
  * mid-write. An age, not the writer's pid: the agent may run in another pid namespace than the shim.
  */
 export const ABANDONED_TEMP_AGE_MS = 60_000;
-
-/** Durable once it resolves (see writeFileAtomic). */
-export async function queueDel(
-  dir: string,
-  attachment: Attachment,
-  request: ForwardedRequest,
-): Promise<string> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `${attachmentKey(attachment)}${SUFFIX}`);
-  await writeFileAtomic(path, JSON.stringify(request), 0o600);
-  return path;
-}
 
 export interface ReplayOutcome {
   replayed: string[];

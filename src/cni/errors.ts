@@ -29,19 +29,3 @@ export class CniError extends Error {
     super(message);
   }
 }
-
-export interface CniErrorJson {
-  cniVersion: string;
-  code: number;
-  msg: string;
-  details?: string;
-}
-
-export function cniErrorJson(cniVersion: string, error: CniError): CniErrorJson {
-  return {
-    cniVersion,
-    code: error.code,
-    msg: error.message,
-    ...(error.details !== undefined ? { details: error.details } : {}),
-  };
-}

@@ -3,21 +3,19 @@
  * configuration where it reads it, every file atomically (temp + rename, as flannel's init
  * container does), so a runtime never execs or parses a half-written file.
  *
- * The node may have no Node.js (kind nodes do not), so the plugin ships with its own: `weft` is a
- * three-line /bin/sh launcher that runs `weft-node` (a copy of the agent's Node binary) on
- * `weft-cni.cjs` (the shim bundled into one file). A copy rather than a Node single-executable
- * build: the bundle stays a plain script that upgrades without rebuilding a 100 MB binary, and the
- * copy is skipped when the node binary is already there unchanged.
+ * The plugin is one static executable (cni-shim/weft-cni.c): it runs on nodes without Node.js or
+ * any particular libc, such as kind's.
  */
-import { chmod, copyFile, mkdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { PLUGIN_TYPE } from './request.js';
 
 export const CONFLIST_NAME = '10-weft.conflist';
 export const NETWORK_NAME = 'weft';
-const NODE_COPY = 'weft-node';
-const SHIM_COPY = 'weft-cni.cjs';
+
+/** What earlier versions installed beside the plugin (a Node binary and a bundled script). */
+const SUPERSEDED_FILES = ['weft-node', 'weft-cni.cjs'];
 
 export interface InstallOptions {
   binDir: string;
@@ -25,10 +23,8 @@ export interface InstallOptions {
   socket: string;
   delQueueDir: string;
   mtu?: number | undefined;
-  /** The Node binary to ship (the running one). */
-  nodeBinary: string;
-  /** The bundled shim (dist/cni-shim/weft-cni.cjs). */
-  shimBundle: string;
+  /** The plugin executable (dist/cni-shim/weft-cni). */
+  plugin: string;
 }
 
 export function conflist(options: Pick<InstallOptions, 'socket' | 'delQueueDir' | 'mtu'>): unknown {
@@ -47,48 +43,19 @@ export function conflist(options: Pick<InstallOptions, 'socket' | 'delQueueDir' 
   };
 }
 
-/** Runs the node copy on the bundle, both found next to the launcher whatever the mount path. */
-export function launcherScript(): string {
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a template
-  return ['#!/bin/sh', 'd=${0%/*}', `exec "$d/${NODE_COPY}" "$d/${SHIM_COPY}" "$@"`, ''].join('\n');
-}
-
-async function sameFile(a: string, b: string): Promise<boolean> {
-  const [sa, sb] = await Promise.all([stat(a), stat(b).catch(() => undefined)]);
-  return sb !== undefined && sa.size === sb.size && Math.trunc(sa.mtimeMs) === Math.trunc(sb.mtimeMs);
-}
-
-/** Copies to a temp name beside the target, then renames: a running exec keeps the old inode. */
-async function installCopy(source: string, target: string, mode: number): Promise<void> {
-  const tmp = `${target}.${process.pid}.tmp`;
-  try {
-    await copyFile(source, tmp);
-    await chmod(tmp, mode);
-    const s = await stat(source);
-    await utimes(tmp, s.atime, s.mtime);
-    await rename(tmp, target);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
-}
-
 export interface InstallReport {
   plugin: string;
   conflist: string;
-  nodeCopied: boolean;
 }
 
 export async function installCni(options: InstallOptions): Promise<InstallReport> {
   await mkdir(options.binDir, { recursive: true, mode: 0o755 });
   await mkdir(options.confDir, { recursive: true, mode: 0o755 });
-  const nodeTarget = join(options.binDir, NODE_COPY);
-  const nodeCopied = !(await sameFile(options.nodeBinary, nodeTarget));
-  if (nodeCopied) await installCopy(options.nodeBinary, nodeTarget, 0o755);
-  await installCopy(options.shimBundle, join(options.binDir, SHIM_COPY), 0o644);
   const plugin = join(options.binDir, PLUGIN_TYPE);
-  await writeFileAtomic(plugin, launcherScript(), 0o755);
+  // A new inode renamed over the old one: a runtime exec'ing the old plugin right now keeps it.
+  await writeFileAtomic(plugin, await readFile(options.plugin), 0o755);
+  for (const file of SUPERSEDED_FILES) await rm(join(options.binDir, file), { force: true });
   const conf = join(options.confDir, CONFLIST_NAME);
   await writeFileAtomic(conf, `${JSON.stringify(conflist(options), null, 2)}\n`, 0o644);
-  return { plugin, conflist: conf, nodeCopied };
+  return { plugin, conflist: conf };
 }

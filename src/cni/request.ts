@@ -1,12 +1,13 @@
 /**
  * A CNI invocation (CNI_* environment + the network configuration on stdin) parsed and checked
- * against spec 1.1.0. Pure and dependency-free: the shim runs it before it contacts the agent, and
- * the agent runs it again on what the shim forwarded, so both sides agree on what is valid.
+ * against spec 1.1.0, by the agent on what the plugin forwarded. The plugin (cni-shim/weft-cni.c)
+ * checks only what it needs to get there (CNI_COMMAND, well-formed JSON, the socket and DEL-queue
+ * paths, DEL's attachment) and answers VERSION itself: keep its copies of the constants and rules
+ * it shares with this module in step.
  */
 import { CniCode, CniError } from './errors.js';
 
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
-export const LATEST_VERSION = '1.1.0';
 export const PLUGIN_TYPE = 'weft';
 export const DEFAULT_SOCKET = '/run/weft/weft.sock';
 /** The admin API paths of the CNI commands: `${CNI_API_PREFIX}/add`, `/del`, … */
@@ -66,7 +67,7 @@ export function isValidIfname(name: string): boolean {
   return name.length > 0 && name.length <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
 }
 
-export function parseCommand(env: CniEnv): CniCommand {
+function parseCommand(env: CniEnv): CniCommand {
   const command = env.CNI_COMMAND;
   if (command === undefined || command === '')
     throw new CniError(CniCode.invalidEnvironment, 'CNI_COMMAND is not set');
@@ -77,36 +78,6 @@ export function parseCommand(env: CniEnv): CniCommand {
     );
   }
   return command as CniCommand;
-}
-
-/** stdin to a JSON object, or code 6 naming what is wrong. */
-export function decodeConfig(text: string): Record<string, unknown> {
-  if (text.trim() === '') throw new CniError(CniCode.decodingFailure, 'no network configuration on stdin');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new CniError(
-      CniCode.decodingFailure,
-      'the network configuration on stdin is not valid JSON',
-      (error as Error).message,
-    );
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new CniError(CniCode.decodingFailure, 'the network configuration on stdin is not a JSON object');
-  return value as Record<string, unknown>;
-}
-
-/** The version to answer in: the config's if we speak it, else the newest we speak. */
-export function answerVersion(raw: Record<string, unknown> | undefined): string {
-  const version = raw?.cniVersion;
-  return typeof version === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(version)
-    ? version
-    : LATEST_VERSION;
-}
-
-export function versionReply(raw: Record<string, unknown> | undefined): unknown {
-  return { cniVersion: answerVersion(raw), supportedVersions: [...SUPPORTED_VERSIONS] };
 }
 
 function invalidConfig(message: string): CniError {

@@ -7,10 +7,11 @@ import { resolve } from 'node:path';
 import { REFERENCE_PLUGIN_DIR } from '../../src/lab/cni.js';
 import { run } from '../../src/util/exec.js';
 
-export const SHIM_BUNDLE = resolve('dist/cni-shim/weft-cni.cjs');
+/** The plugin executable `npm run build:shim` compiles from cni-shim/weft-cni.c. */
+export const SHIM_EXECUTABLE = resolve('dist/cni-shim/weft-cni');
 
 export interface PluginCall {
-  /** argv of the plugin executable, e.g. [node, shim] or ['/usr/lib/cni/portmap']. */
+  /** argv of the plugin executable, e.g. ['/usr/lib/cni/portmap']. */
   plugin: string[];
   /** Node namespace to run in (full name), or undefined for the caller's own. */
   netns?: string;
@@ -157,9 +158,9 @@ export class CniRuntime {
   }
 }
 
-/** The weft shim as the runtime sees it: the running Node binary and the bundled shim. */
+/** The weft shim as the runtime sees it: one static executable. */
 export function weftExecutable(): string[] {
-  return [process.execPath, SHIM_BUNDLE];
+  return [SHIM_EXECUTABLE];
 }
 
 export function weftConflist(name: string, options: Record<string, unknown>, withPortmap = false): ConfList {

@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AGENT_ENTRY, requireBuiltAgent } from '../../helpers/agent.js';
+import { SHIM_EXECUTABLE } from '../../helpers/cni.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-install-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,11 +19,11 @@ describe('agent install-cni', () => {
   const confDir = join(dir, 'etc-cni-net.d');
   const flags = ['--bin-dir', binDir, '--conf-dir', confDir, '--socket', '/run/x/weft.sock', '--mtu', '1400'];
 
-  it('installs a plugin that runs without Node.js on the PATH, and a weft-then-portmap conflist', () => {
+  it('installs the static plugin, which runs without Node.js on the PATH, and a weft-then-portmap conflist', () => {
     const first = installCni(...flags);
     expect(first.stderr).toBe('');
     expect(first.status).toBe(0);
-    expect(first.stdout).toContain('with its Node runtime');
+    expect(first.stdout).toContain(`installed ${join(binDir, 'weft')}`);
     const conflist = JSON.parse(readFileSync(join(confDir, '10-weft.conflist'), 'utf8'));
     expect(conflist).toMatchObject({
       cniVersion: '1.0.0',
@@ -33,6 +34,7 @@ describe('agent install-cni', () => {
       ],
     });
     expect(statSync(join(binDir, 'weft')).mode & 0o111).not.toBe(0);
+    expect(readFileSync(join(binDir, 'weft')).equals(readFileSync(SHIM_EXECUTABLE))).toBe(true);
     // As a runtime on a node without Node.js runs it: absolute path, bare environment.
     const version = spawnSync(join(binDir, 'weft'), [], {
       env: { PATH: '/nonexistent', CNI_COMMAND: 'VERSION' },
@@ -46,11 +48,11 @@ describe('agent install-cni', () => {
     });
   });
 
-  it('is idempotent: a second run skips the unchanged Node copy and leaves no temp files', () => {
+  it('is idempotent, leaves no temp files, and removes what earlier versions installed beside the plugin', () => {
+    for (const superseded of ['weft-node', 'weft-cni.cjs']) writeFileSync(join(binDir, superseded), 'old');
     const again = installCni(...flags);
     expect(again.status).toBe(0);
-    expect(again.stdout).not.toContain('with its Node runtime');
-    expect(readdirSync(binDir).sort()).toEqual(['weft', 'weft-cni.cjs', 'weft-node']);
+    expect(readdirSync(binDir)).toEqual(['weft']);
     expect(readdirSync(confDir)).toEqual(['10-weft.conflist']);
   });
 

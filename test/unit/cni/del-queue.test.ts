@@ -2,12 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import {
-  ABANDONED_TEMP_AGE_MS,
-  type ForwardedRequest,
-  queueDel,
-  replayDelQueue,
-} from '../../../src/cni/del-queue.js';
+import { ABANDONED_TEMP_AGE_MS, type ForwardedRequest, replayDelQueue } from '../../../src/cni/del-queue.js';
 
 describe('CNI DEL queue', () => {
   let dir = '';
@@ -18,10 +13,14 @@ describe('CNI DEL queue', () => {
     config: { cniVersion: '1.0.0', name: 'weft', type: 'weft' },
   });
 
+  // Files as the plugin queues them (test/unit/cni/shim.test.ts has the plugin's own).
+  const queue = (containerId: string) =>
+    writeFileSync(join(dir, `${containerId}:eth0.del.json`), JSON.stringify(request(containerId)));
+
   test('replays each queued DEL once, then the queue is empty', async () => {
     dir = mkdtempSync(join(tmpdir(), 'weft-delq-'));
-    await queueDel(dir, { containerId: 'c1', ifname: 'eth0' }, request('c1'));
-    await queueDel(dir, { containerId: 'c2', ifname: 'eth0' }, request('c2'));
+    queue('c2');
+    queue('c1');
     const seen: string[] = [];
     const outcome = await replayDelQueue(dir, async (r) => {
       seen.push(r.env.CNI_CONTAINERID as string);
