@@ -35,7 +35,7 @@ function segment(read: Buffer): Buffer[] {
 }
 
 /** What the addon writes to the TUN for these inner packets: [virtio_net_hdr][packet] each. */
-function coalesce(packets: Buffer[]): Buffer[] {
+function coalesce(packets: Buffer[], coalesceUdp = false): Buffer[] {
   const buf = Buffer.concat(packets);
   const offsets = new Uint32Array(packets.length);
   const lengths = new Uint32Array(packets.length);
@@ -45,7 +45,9 @@ function coalesce(packets: Buffer[]): Buffer[] {
     lengths[i] = p.length;
     at += p.length;
   });
-  return pieces(weftDp().groCoalesce(buf, offsets, lengths, packets.length, out, outOffsets, outLengths));
+  return pieces(
+    weftDp().groCoalesce(buf, offsets, lengths, packets.length, out, outOffsets, outLengths, coalesceUdp),
+  );
 }
 
 /** Completes a CHECKSUM_PARTIAL packet as the kernel would (csum_start/csum_offset of its vnet header). */
@@ -256,6 +258,103 @@ describe('offload: coalescing (received segments -> GSO TUN writes)', () => {
     ];
     for (const packets of cases) {
       const written = coalesce(packets);
+      expect(written).toHaveLength(2);
+      written.forEach((w, i) => {
+        expect(w.subarray(0, 10).every((b) => b === 0)).toBe(true);
+        expect(Buffer.compare(w.subarray(10), packets[i] as Buffer)).toBe(0);
+      });
+    }
+  });
+});
+
+interface Datagram {
+  port: number;
+  payload: string;
+}
+
+/** The UDP datagrams a written TUN packet stands for: a USO super-packet is cut at gso_size, as the kernel does. */
+function expandUdp(written: Buffer): Datagram[] {
+  const ip = finishPartial(written);
+  const port = ip.readUInt16BE(20);
+  const payload = ip.subarray(28);
+  if (written[1] !== VNET.GsoUdpL4) return [{ port, payload: payload.toString('hex') }];
+  const size = written.readUInt16LE(4);
+  const parts: Datagram[] = [];
+  for (let at = 0; at < payload.length; at += size) {
+    parts.push({ port, payload: payload.subarray(at, at + size).toString('hex') });
+  }
+  return parts;
+}
+
+describe('offload: UDP coalescing (received datagrams -> USO TUN writes)', () => {
+  const arrivals = fc.array(
+    fc.record({
+      flow: fc.integer({ min: 0, max: 2 }),
+      size: fc.integer({ min: 1, max: 1400 }),
+      short: fc.boolean(),
+    }),
+    { minLength: 1, maxLength: 200 },
+  );
+  const datagrams = (list: { flow: number; size: number; short: boolean }[], sizes: number[]) =>
+    list.map(({ flow, size, short }, i) => {
+      const length = short ? Math.min(size, sizes[flow] as number) : (sizes[flow] as number);
+      const payload = Buffer.alloc(length, i & 0xff);
+      return udpPacket(payload, '10.32.1.2', '10.32.2.2', 40000 + flow);
+    });
+
+  it('keeps every datagram of interleaved flows, in order, and merges runs into valid USO packets', () => {
+    fc.assert(
+      fc.property(
+        arrivals,
+        fc.array(fc.integer({ min: 1, max: 1400 }), { minLength: 3, maxLength: 3 }),
+        (list, sizes) => {
+          const inputs = datagrams(list, sizes);
+          const written = coalesce(inputs, true);
+          expect(written.length).toBeLessThanOrEqual(inputs.length);
+          for (const w of written) {
+            const ip = finishPartial(w);
+            expect(checksumsValid(ip)).toEqual({ ip: true, l4: true });
+            expect(ip.readUInt16BE(24)).toBe(ip.length - 20);
+            if (w[1] === VNET.GsoUdpL4) {
+              expect(w.readUInt16LE(8)).toBe(6);
+              expect(ip.length).toBeLessThanOrEqual(65535);
+            }
+          }
+          const expected = inputs.map((p) => ({
+            port: p.readUInt16BE(20),
+            payload: p.subarray(28).toString('hex'),
+          }));
+          expect(written.flatMap(expandUdp)).toEqual(expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('merges a run of same-size datagrams into one write, and nothing without coalesceUdp', () => {
+    const inputs = [
+      ...Array.from({ length: 10 }, (_, i) => udpPacket(Buffer.alloc(64, i))),
+      udpPacket(Buffer.alloc(20, 10)),
+    ];
+    const written = coalesce(inputs, true);
+    expect(written).toHaveLength(1);
+    expect(written[0]?.[1]).toBe(VNET.GsoUdpL4);
+    expect(written[0]?.readUInt16LE(4)).toBe(64);
+    expect(coalesce(inputs)).toHaveLength(inputs.length);
+  });
+
+  it('does not merge datagrams the receiver must see apart: other flows, a larger one after, fragments', () => {
+    const fragment = udpPacket(Buffer.alloc(64));
+    fragment[6] = 0x20; // more fragments
+    const cases: Buffer[][] = [
+      [udpPacket(Buffer.alloc(64)), udpPacket(Buffer.alloc(64), '10.32.1.3')],
+      [udpPacket(Buffer.alloc(64)), udpPacket(Buffer.alloc(64), '10.32.1.2', '10.32.2.2', 1)],
+      [udpPacket(Buffer.alloc(64)), udpPacket(Buffer.alloc(65))],
+      [udpPacket(Buffer.alloc(32)), udpPacket(Buffer.alloc(64))],
+      [udpPacket(Buffer.alloc(64)), fragment],
+    ];
+    for (const packets of cases) {
+      const written = coalesce(packets, true);
       expect(written).toHaveLength(2);
       written.forEach((w, i) => {
         expect(w.subarray(0, 10).every((b) => b === 0)).toBe(true);
