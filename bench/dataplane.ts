@@ -12,15 +12,13 @@ import { type BenchMode, kernelVxlanGpeMode, routedMode, runComparison } from '.
  * `npm run bench`: weft against plain routing (the limit) and the kernel's VXLAN-GPE (the same
  * wire format done in the kernel), each on a fresh two-node topology, in one run.
  */
-function weftMode(name: string, flags: string[]): BenchMode {
+function weftMode(name: string, agentFlags: string[]): BenchMode {
   return {
     name,
     podMtu: 1464,
     async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
-      const agents = [
-        await startAgentOn(group, topo, 0, { flags }),
-        await startAgentOn(group, topo, 1, { flags }),
-      ];
+      const opts = { flags: [...agentFlags, ...extraAgentFlags], nodeFlags: nodeFlags };
+      const agents = [await startAgentOn(group, topo, 0, opts), await startAgentOn(group, topo, 1, opts)];
       return {
         pids: agents.map((a) => a.child.pid as number),
         undo: async () => {
@@ -51,8 +49,14 @@ const { values, positionals } = parseArgs({
     tests: { type: 'string' },
     'quiet-pct': { type: 'string' },
     'quiet-wait': { type: 'string' },
+    /** Passed to every weft agent: `--agent-flag=--offload --agent-flag=off`. */
+    'agent-flag': { type: 'string', multiple: true },
+    /** Node flags for every weft agent, e.g. `--node-flag=--perf-basic-prof` for perf. */
+    'node-flag': { type: 'string', multiple: true },
   },
 });
+const extraAgentFlags = values['agent-flag'] ?? [];
+const nodeFlags = values['node-flag'] ?? [];
 const selected = positionals.length > 0 ? positionals : DEFAULT_MODES;
 const tests = values.tests?.split(',') ?? ALL_TESTS;
 const unknownTests = tests.filter((t) => !(ALL_TESTS as readonly string[]).includes(t));

@@ -5,7 +5,7 @@
  * interleaved, medians reported, each test started on a quiet machine, the whole measurement
  * phase under a lock that other benchmarks on the machine share.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -402,23 +402,30 @@ async function startIperfServer(group: NetnsGroup, topo: TwoNodeTopology, opts: 
   throw new Error(`iperf3 server in ${pod.ns} did not start listening`);
 }
 
-interface Session {
+/** One topology to measure: the pods of `topo`, the data-plane processes `pids` (if any). */
+export interface MeasureTarget {
+  /** Prefixes the progress lines when several targets are measured together. */
+  name: string;
   group: NetnsGroup;
   topo: TwoNodeTopology;
   pids: readonly number[];
+}
+
+interface Session extends MeasureTarget {
   opts: MeasureOptions;
   samples: MeasurementSamples;
+  label: string;
 }
 
 const TCP_STREAMS: Record<'tcp1' | 'tcp4', string[]> = { tcp1: [], tcp4: ['-P', '4'] };
 const UDP_64_UNLIMITED = ['-u', '-l', '64', '-b', '0'];
 
 async function measureOnce(
-  { group, topo, pids, opts, samples }: Session,
+  { group, topo, pids, opts, samples, label: prefix }: Session,
   test: TestName,
   rep: number,
 ): Promise<void> {
-  const label = `  ${test} rep ${rep}:`;
+  const label = `  ${prefix}${test} rep ${rep}:`;
   switch (test) {
     case 'tcp1':
     case 'tcp4': {
@@ -448,28 +455,38 @@ async function measureOnce(
 }
 
 /**
- * Runs the selected tests `reps` times (interleaved: tcp1, tcp4, udp64, ping, tcp1, …) from pod 1
- * to pod 2 while watching the CPU of `pids` (the data-plane processes of the mode, if any).
+ * Runs the selected tests `reps` times (tcp1, tcp4, udp64, ping, tcp1, …) from pod 1 to pod 2 of
+ * every target while watching the CPU of its `pids`. The targets' topologies are all up at once and
+ * measured under one hold of the lock, each test of each repetition on every target back to back
+ * (tcp1 on A, tcp1 on B, tcp4 on A, …): on a machine whose load comes and goes, the targets'
+ * samples of one test are taken moments apart, so their ratio says more than that of two runs
+ * minutes apart. Returns the samples in the order of `targets`.
  */
-export async function measurePodToPod(
-  group: NetnsGroup,
-  topo: TwoNodeTopology,
-  pids: readonly number[],
+export async function measureTogether(
+  targets: readonly MeasureTarget[],
   options: Partial<MeasureOptions> = {},
-): Promise<MeasurementSamples> {
+): Promise<MeasurementSamples[]> {
   const opts = { ...DEFAULT_MEASURE_OPTIONS, ...options };
-  const session: Session = { group, topo, pids, opts, samples: { tcp1: [], tcp4: [], udp64: [], ping: [] } };
-  const server = await startIperfServer(group, topo, opts);
+  const sessions: Session[] = targets.map((target) => ({
+    ...target,
+    opts,
+    samples: { tcp1: [], tcp4: [], udp64: [], ping: [] },
+    label: targets.length > 1 ? `${target.name} ` : '',
+  }));
+  const servers: ChildProcess[] = [];
   try {
+    for (const { group, topo } of sessions) servers.push(await startIperfServer(group, topo, opts));
     await withLock(opts.lockFile, opts.log, async () => {
       for (let rep = 1; rep <= opts.reps; rep++) {
-        for (const test of opts.tests) await measureOnce(session, test, rep);
+        for (const test of opts.tests) {
+          for (const session of sessions) await measureOnce(session, test, rep);
+        }
       }
     });
   } finally {
-    await group.stop(server);
+    for (const [i, server] of servers.entries()) await (sessions[i] as Session).group.stop(server);
   }
-  return session.samples;
+  return sessions.map((session) => session.samples);
 }
 
 export function summarize(samples: MeasurementSamples): MeasurementSummary {

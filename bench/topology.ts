@@ -1,6 +1,7 @@
 /**
  * Benchmark runner pieces: a mode is a way to connect the two pod networks of a fresh two-node
- * topology; {@link measureMode} measures one, {@link runComparison} several side by side.
+ * topology; {@link runComparison} sets up several, each on its own topology, and measures them
+ * side by side.
  *
  * Plugging in a data plane takes one {@link BenchMode}: its `setUp` starts whatever it needs in
  * the node namespaces (with `group.spawn`, so the group stops it on any failure), and returns the
@@ -21,7 +22,7 @@ import {
   type MeasurementSamples,
   type MeasurementSummary,
   type MeasureOptions,
-  measurePodToPod,
+  measureTogether,
   summarize,
 } from './measure.js';
 
@@ -83,32 +84,48 @@ async function checkConnectivity(group: NetnsGroup, topo: TwoNodeTopology): Prom
     throw new Error(`full-size (${topo.podMtu}) DF ping fails: ${full.stdout.trim().split('\n').pop()}`);
 }
 
-/** Builds a fresh topology, applies the mode, measures, and always tears everything down. */
-async function measureMode(mode: BenchMode, options: BenchOptions = {}): Promise<ModeResult> {
-  const { topology: topologyOptions, ...measureOptions } = options;
+/** A mode set up on its own fresh topology, ready to measure. */
+interface PreparedMode {
+  result: ModeResult;
+  group: NetnsGroup;
+  topo?: TwoNodeTopology;
+  setUp?: ModeSetUp;
+}
+
+/** Builds a fresh topology and applies the mode; a failure is recorded in the result, not thrown. */
+async function prepareMode(mode: BenchMode, options: BenchOptions): Promise<PreparedMode> {
   const log = options.log ?? DEFAULT_MEASURE_OPTIONS.log;
   const podMtu = mode.podMtu ?? 1500;
-  const result: ModeResult = { mode: mode.name, podMtu, status: 'failed' };
-  const group = NetnsGroup.create(BENCH_PURPOSE);
+  const prepared: PreparedMode = {
+    result: { mode: mode.name, podMtu, status: 'failed' },
+    group: NetnsGroup.create(BENCH_PURPOSE),
+  };
   try {
-    log(`${mode.name}: building topology (${group.prefix}, pod MTU ${podMtu})`);
-    const topo = await buildTwoNodeTopology(group, { ...topologyOptions, podMtu });
-    const { pids, undo } = await mode.setUp(group, topo);
-    await checkConnectivity(group, topo);
-    result.congestionControl = (
-      await group.exec(topo.pods[0].shortName, ['cat', '/proc/sys/net/ipv4/tcp_congestion_control'])
+    log(`${mode.name}: building topology (${prepared.group.prefix}, pod MTU ${podMtu})`);
+    const topo = await buildTwoNodeTopology(prepared.group, { ...options.topology, podMtu });
+    prepared.setUp = await mode.setUp(prepared.group, topo);
+    await checkConnectivity(prepared.group, topo);
+    prepared.result.congestionControl = (
+      await prepared.group.exec(topo.pods[0].shortName, ['cat', '/proc/sys/net/ipv4/tcp_congestion_control'])
     ).stdout.trim();
-    result.samples = await measurePodToPod(group, topo, pids, measureOptions);
-    result.summary = summarize(result.samples);
-    await undo();
-    result.status = 'ok';
+    prepared.topo = topo;
   } catch (error) {
-    result.error = error instanceof Error ? error.message : String(error);
-    log(`${mode.name}: failed: ${result.error}`);
-  } finally {
-    await group.destroy();
+    prepared.result.error = error instanceof Error ? error.message : String(error);
+    log(`${mode.name}: failed: ${prepared.result.error}`);
   }
-  return result;
+  return prepared;
+}
+
+/** Undoes the mode and removes its topology; a failing undo fails the mode. */
+async function tearDown(prepared: PreparedMode): Promise<void> {
+  try {
+    await prepared.setUp?.undo();
+  } catch (error) {
+    prepared.result.status = 'failed';
+    prepared.result.error = error instanceof Error ? error.message : String(error);
+  } finally {
+    await prepared.group.destroy();
+  }
 }
 
 export interface Comparison {
@@ -120,8 +137,9 @@ export interface Comparison {
 }
 
 /**
- * Measures the modes one after the other (each on its own fresh topology) and returns the JSON
- * record and an aligned text table with ratios against the `reference` mode.
+ * Sets up every mode on its own fresh topology, measures them together (each test of each
+ * repetition on every mode back to back, see measureTogether) and returns the JSON record and an
+ * aligned text table with ratios against the `reference` mode.
  */
 export async function runComparison(
   modes: readonly BenchMode[],
@@ -130,8 +148,34 @@ export async function runComparison(
   const reference = options.reference ?? modes[0]?.name ?? '';
   const removed = await NetnsGroup.sweepStale(`wt-${BENCH_PURPOSE}`);
   if (removed.length > 0) options.log?.(`removed ${removed.length} namespaces left by earlier runs`);
-  const results: ModeResult[] = [];
-  for (const mode of modes) results.push(await measureMode(mode, options));
+  const prepared: PreparedMode[] = [];
+  try {
+    for (const mode of modes) prepared.push(await prepareMode(mode, options));
+    const ready = prepared.filter((p) => p.topo !== undefined && p.setUp !== undefined);
+    const { topology: _topologyOptions, ...measureOptions } = options;
+    try {
+      const samples = await measureTogether(
+        ready.map((p) => ({
+          name: p.result.mode,
+          group: p.group,
+          topo: p.topo as TwoNodeTopology,
+          pids: (p.setUp as ModeSetUp).pids,
+        })),
+        measureOptions,
+      );
+      ready.forEach((p, i) => {
+        p.result.samples = samples[i] as MeasurementSamples;
+        p.result.summary = summarize(p.result.samples);
+        p.result.status = 'ok';
+      });
+    } catch (error) {
+      for (const p of ready) p.result.error = error instanceof Error ? error.message : String(error);
+      options.log?.(`measurement failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  } finally {
+    for (const p of prepared) await tearDown(p);
+  }
+  const results = prepared.map((p) => p.result);
   const { log: _log, topology: _topology, reference: _reference, ...rest } = options;
   const { log: _defaultLog, ...defaults } = DEFAULT_MEASURE_OPTIONS;
   const comparison: Comparison = {

@@ -216,7 +216,7 @@ static inline uint32_t tcp_payload_len(const uint8_t *p, uint32_t len) {
 }
 
 /* A plain IPv4 (no options, not a fragment) TCP data segment with only ACK (and maybe PSH) set. */
-static int is_candidate(const uint8_t *p, uint32_t len) {
+static int is_tcp_candidate(const uint8_t *p, uint32_t len) {
   if (len < 40 || p[0] != 0x45 || p[9] != IPPROTO_TCP_) return 0;
   if ((p[6] & 0x3f) != 0 || p[7] != 0 || get16(p + 2) != len) return 0;
   uint32_t doff = tcp_header_len(p);
@@ -225,19 +225,30 @@ static int is_candidate(const uint8_t *p, uint32_t len) {
   return (flags & TCP_ACK) && (flags & ~(TCP_ACK | TCP_PSH)) == 0;
 }
 
-/* Same flow and the same header apart from length, id, checksums, sequence number and PSH. */
-static int same_flow(const uint8_t *a, const uint8_t *b) {
-  const uint8_t *ta = a + 20, *tb = b + 20;
-  uint32_t doff = tcp_header_len(a);
-  return a[1] == b[1] && a[8] == b[8] && (a[6] & 0x40) == (b[6] & 0x40) && memcmp(a + 12, b + 12, 8) == 0 &&
-         memcmp(ta, tb, 4) == 0 && memcmp(ta + 8, tb + 8, 5) == 0 && memcmp(ta + 14, tb + 14, 2) == 0 &&
-         memcmp(ta + 20, tb + 20, doff - 20) == 0;
+/* A plain IPv4 (no options, not a fragment) UDP datagram with a payload and a consistent UDP length. */
+static int is_udp_candidate(const uint8_t *p, uint32_t len) {
+  if (len <= 28 || p[0] != 0x45 || p[9] != IPPROTO_UDP_) return 0;
+  if ((p[6] & 0x3f) != 0 || p[7] != 0 || get16(p + 2) != len) return 0;
+  return get16(p + 24) == len - 20;
 }
 
-uint32_t gro_run_length(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths, uint32_t first,
-                        uint32_t n) {
+/* Same IP header apart from length, id and checksum: TOS, TTL, DF, protocol, addresses. */
+static int same_ip(const uint8_t *a, const uint8_t *b) {
+  return a[1] == b[1] && a[8] == b[8] && a[9] == b[9] && (a[6] & 0x40) == (b[6] & 0x40) &&
+         memcmp(a + 12, b + 12, 8) == 0;
+}
+
+/* Same flow and the same TCP header apart from sequence number, checksum and PSH. */
+static int same_tcp_flow(const uint8_t *a, const uint8_t *b) {
+  const uint8_t *ta = a + 20, *tb = b + 20;
+  uint32_t doff = tcp_header_len(a);
+  return same_ip(a, b) && memcmp(ta, tb, 4) == 0 && memcmp(ta + 8, tb + 8, 5) == 0 &&
+         memcmp(ta + 14, tb + 14, 2) == 0 && memcmp(ta + 20, tb + 20, doff - 20) == 0;
+}
+
+static uint32_t tcp_run_length(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths,
+                               uint32_t first, uint32_t n) {
   const uint8_t *head = buf + offsets[first];
-  if (!is_candidate(head, lengths[first])) return 1;
   uint32_t segment = tcp_payload_len(head, lengths[first]);
   uint32_t total = lengths[first];
   const uint8_t *prev = head;
@@ -246,8 +257,8 @@ uint32_t gro_run_length(const uint8_t *buf, const uint32_t *offsets, const uint3
   for (uint32_t i = first + 1; i < n && count < GRO_MAX_SEGMENTS; i++) {
     const uint8_t *p = buf + offsets[i];
     uint32_t len = lengths[i];
-    if (prev_payload != segment || (prev[20 + 13] & TCP_PSH) || !is_candidate(p, len)) break;
-    if (!same_flow(head, p)) break;
+    if (prev_payload != segment || (prev[20 + 13] & TCP_PSH) || !is_tcp_candidate(p, len)) break;
+    if (!same_tcp_flow(head, p)) break;
     uint32_t payload = tcp_payload_len(p, len);
     if (payload > segment || total + payload > 65535) break;
     if (get32(p + 24) != get32(prev + 24) + prev_payload) break;
@@ -259,8 +270,37 @@ uint32_t gro_run_length(const uint8_t *buf, const uint32_t *offsets, const uint3
   return count;
 }
 
+/* Datagrams of one UDP flow, all of the first one's size except a shorter last one (what USO cuts back). */
+static uint32_t udp_run_length(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths,
+                               uint32_t first, uint32_t n) {
+  const uint8_t *head = buf + offsets[first];
+  uint32_t size = lengths[first];
+  uint32_t total = size;
+  uint32_t prev_len = size;
+  uint32_t count = 1;
+  for (uint32_t i = first + 1; i < n && count < GRO_MAX_SEGMENTS; i++) {
+    const uint8_t *p = buf + offsets[i];
+    uint32_t len = lengths[i];
+    if (prev_len != size || len > size || !is_udp_candidate(p, len)) break;
+    if (!same_ip(head, p) || memcmp(head + 20, p + 20, 4) != 0) break;
+    if (total + len - 28 > 65535) break;
+    total += len - 28;
+    prev_len = len;
+    count++;
+  }
+  return count;
+}
+
+uint32_t gro_run_length(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths, uint32_t first,
+                        uint32_t n, int coalesce_udp) {
+  const uint8_t *head = buf + offsets[first];
+  if (is_tcp_candidate(head, lengths[first])) return tcp_run_length(buf, offsets, lengths, first, n);
+  if (coalesce_udp && is_udp_candidate(head, lengths[first])) return udp_run_length(buf, offsets, lengths, first, n);
+  return 1;
+}
+
 uint32_t gro_payload_offset(const uint8_t *p) {
-  return 20 + tcp_header_len(p);
+  return p[9] == IPPROTO_UDP_ ? 28 : 20 + tcp_header_len(p);
 }
 
 uint32_t gro_build_header(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths, uint32_t first,
@@ -276,20 +316,22 @@ uint32_t gro_build_header(const uint8_t *buf, const uint32_t *offsets, const uin
   uint32_t hl = gro_payload_offset(head);
   uint32_t total = hl;
   for (uint32_t i = first; i < first + count; i++) total += lengths[i] - hl;
+  int udp = head[9] == IPPROTO_UDP_;
   v.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-  v.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+  v.gso_type = udp ? VIRTIO_NET_HDR_GSO_UDP_L4 : VIRTIO_NET_HDR_GSO_TCPV4;
   v.hdr_len = (uint16_t)hl;
   v.gso_size = (uint16_t)(lengths[first] - hl);
   v.csum_start = 20;
-  v.csum_offset = 16;
+  v.csum_offset = udp ? 6 : 16;
   memcpy(hdr, &v, VNET_HDR_LEN);
   uint8_t *ip = hdr + VNET_HDR_LEN;
   memcpy(ip, head, hl);
   put16(ip + 2, (uint16_t)total);
   set_ip_checksum(ip, 20);
-  ip[20 + 13] |= last[20 + 13] & TCP_PSH;
+  if (udp) put16(ip + 20 + 4, (uint16_t)(total - 20));
+  else ip[20 + 13] |= last[20 + 13] & TCP_PSH;
   /* CHECKSUM_PARTIAL: the field holds the pseudo-header sum, not inverted; the kernel finishes it. */
-  uint16_t partial = csum_fold(pseudo_sum(ip, IPPROTO_TCP_, total - 20));
-  memcpy(ip + 20 + 16, &partial, 2);
+  uint16_t partial = csum_fold(pseudo_sum(ip, udp ? IPPROTO_UDP_ : IPPROTO_TCP_, total - 20));
+  memcpy(ip + 20 + v.csum_offset, &partial, 2);
   return VNET_HDR_LEN + hl;
 }

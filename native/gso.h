@@ -45,11 +45,12 @@ void gso_segment(uint8_t *pkt, uint32_t len, const uint8_t gpe[GPE_LEN], uint8_t
                  uint32_t *datagram_size);
 
 /*
- * The number of packets from index `first` (< n) that coalesce into one TCP super-packet (1 when
- * packet `first` cannot be merged with the next). Packets are whole, validated IPv4 packets.
+ * The number of packets from index `first` (< n) that coalesce into one TCP super-packet, or with
+ * coalesce_udp into one UDP (USO) super-packet (1 when packet `first` cannot be merged with the
+ * next). Packets are whole, validated IPv4 packets.
  */
 uint32_t gro_run_length(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths, uint32_t first,
-                        uint32_t n);
+                        uint32_t n, int coalesce_udp);
 
 /*
  * Writes the vnet header (and for count > 1 the merged IPv4/TCP header right after it) for the run
@@ -59,7 +60,7 @@ uint32_t gro_run_length(const uint8_t *buf, const uint32_t *offsets, const uint3
 uint32_t gro_build_header(const uint8_t *buf, const uint32_t *offsets, const uint32_t *lengths, uint32_t first,
                           uint32_t count, uint8_t *hdr);
 
-/* Offset of the TCP payload in packet p (whole IPv4/TCP packet that passed gro_run_length > 1). */
+/* Offset of the L4 payload in packet p (whole IPv4 TCP or UDP packet that passed gro_run_length > 1). */
 uint32_t gro_payload_offset(const uint8_t *p);
 
 #endif

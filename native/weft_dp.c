@@ -726,6 +726,9 @@ typedef struct {
   segment_control controls[GSO_SEND_MESSAGES];
   uint32_t message_segments[GSO_SEND_MESSAGES];
   uint32_t used_segments, used_iovecs, used_messages;
+  /* The last queued message is a train of single datagrams of train_size bytes that more may join. */
+  bool train_open;
+  uint32_t train_size;
 } gso_send_state;
 
 static __thread gso_send_state *send_state;
@@ -762,6 +765,26 @@ static void flush_messages(gso_send_state *st, gso_send_result *res) {
   }
   st->used_messages = 0;
   st->used_iovecs = 0;
+  st->train_open = false;
+}
+
+/* Marks message m as a UDP GSO train of datagrams of `size` bytes (the last may be shorter). */
+static void set_segment_size(gso_send_state *st, uint32_t m, uint32_t size) {
+  struct cmsghdr *c = &st->controls[m].align;
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t value = (uint16_t)size;
+  memcpy(CMSG_DATA(c), &value, sizeof value);
+  st->messages[m].msg_hdr.msg_control = st->controls[m].space;
+  st->messages[m].msg_hdr.msg_controllen = sizeof st->controls[m].space;
+}
+
+static uint32_t piece_iovecs(const gso_piece *piece, struct iovec *iov) {
+  uint32_t k = 0;
+  iov[k++] = (struct iovec){(void *)piece->hdr, piece->hdr_len};
+  if (piece->payload_len > 0) iov[k++] = (struct iovec){(void *)piece->payload, piece->payload_len};
+  return k;
 }
 
 static void queue_message(gso_send_state *st, gso_send_result *res, const gso_piece *pieces, uint32_t count,
@@ -773,10 +796,7 @@ static void queue_message(gso_send_state *st, gso_send_result *res, const gso_pi
   memset(h, 0, sizeof *h);
   struct iovec *iov = st->iovecs + st->used_iovecs;
   uint32_t k = 0;
-  for (uint32_t j = 0; j < count; j++) {
-    iov[k++] = (struct iovec){(void *)pieces[j].hdr, pieces[j].hdr_len};
-    if (pieces[j].payload_len > 0) iov[k++] = (struct iovec){(void *)pieces[j].payload, pieces[j].payload_len};
-  }
+  for (uint32_t j = 0; j < count; j++) k += piece_iovecs(&pieces[j], iov + k);
   st->used_iovecs += k;
   st->peers[m] = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = {htonl(addr)}};
   h->msg_name = &st->peers[m];
@@ -784,16 +804,34 @@ static void queue_message(gso_send_state *st, gso_send_result *res, const gso_pi
   h->msg_iov = iov;
   h->msg_iovlen = k;
   st->message_segments[m] = count;
-  if (count > 1) {
-    struct cmsghdr *c = &st->controls[m].align;
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    uint16_t size = (uint16_t)datagram_size;
-    memcpy(CMSG_DATA(c), &size, sizeof size);
-    h->msg_control = st->controls[m].space;
-    h->msg_controllen = sizeof st->controls[m].space;
-  }
+  if (count > 1) set_segment_size(st, m, datagram_size);
+  st->train_open = count == 1;
+  st->train_size = pieces[0].hdr_len + pieces[0].payload_len;
+}
+
+/*
+ * Appends a single datagram to the last queued message when that is a train to the same peer that
+ * it can end or continue (not larger than the train's datagrams, within the segment and size
+ * limits): many small packets to one peer then cross the kernel as one UDP GSO send.
+ */
+static bool join_train(gso_send_state *st, const gso_piece *piece, uint32_t addr, uint16_t port,
+                       uint32_t max_segments) {
+  if (!st->train_open) return false;
+  uint32_t m = st->used_messages - 1;
+  uint32_t size = piece->hdr_len + piece->payload_len;
+  uint32_t in_train = st->message_segments[m];
+  if (size > st->train_size || in_train >= max_segments || (in_train + 1) * st->train_size > UDP_MAX_PAYLOAD ||
+      st->used_iovecs + 2 > GSO_SEND_IOVECS)
+    return false;
+  if (st->peers[m].sin_addr.s_addr != htonl(addr) || st->peers[m].sin_port != htons(port)) return false;
+  struct msghdr *h = &st->messages[m].msg_hdr;
+  uint32_t k = piece_iovecs(piece, st->iovecs + st->used_iovecs);
+  st->used_iovecs += k;
+  h->msg_iovlen += k;
+  st->message_segments[m] = in_train + 1;
+  if (in_train == 1) set_segment_size(st, m, st->train_size);
+  if (size < st->train_size) st->train_open = false;
+  return true;
 }
 
 static bool get_gpe(napi_env env, napi_value value, byte_view *gpe) {
@@ -835,6 +873,7 @@ static napi_value udp_send_gso(napi_env env, napi_callback_info info) {
   if (st == NULL) return throw_errno(env, ENOMEM, "udpSendGso");
   gso_send_result res = {.fd = fd};
   st->used_segments = st->used_iovecs = st->used_messages = 0;
+  st->train_open = false;
   uint32_t i = 0;
   for (; i < count && !res.stopped && res.error == 0; i++) {
     uint8_t *pkt = buf.data + offsets.data[i];
@@ -851,6 +890,7 @@ static napi_value udp_send_gso(napi_env env, napi_callback_info info) {
     gso_segment(pkt, lengths.data[i], gpe.data, st->headers + (size_t)st->used_segments * GSO_HDR_SLOT, pieces,
                 &datagram_size);
     st->used_segments += segs;
+    if (segs == 1 && join_train(st, pieces, addrs.data[i], ports.data[i], (uint32_t)max_segments)) continue;
     uint32_t per_message = UDP_MAX_PAYLOAD / datagram_size;
     if (per_message > (uint32_t)max_segments) per_message = (uint32_t)max_segments;
     if (per_message == 0) per_message = 1;
@@ -882,30 +922,74 @@ static uint32_t gro_iovecs(const byte_view *buf, const u32_view *offsets, const 
 
 #define GRO_HDR_SPACE (VNET_HDR_LEN + 120)
 
+/* An optional boolean argument; undefined is false. */
+static bool get_optional_bool(napi_env env, napi_value value, const char *name, bool *out) {
+  napi_valuetype type;
+  char message[160];
+  *out = false;
+  napi_typeof(env, value, &type);
+  if (type == napi_undefined) return true;
+  if (napi_get_value_bool(env, value, out) == napi_ok) return true;
+  snprintf(message, sizeof message, "%s must be a boolean", name);
+  throw_type_error(env, message);
+  return false;
+}
+
+/* Writes packets [i, i+count) to the TUN one by one; returns how many were written, or -1 (errno) on a failure. */
+static int64_t tun_write_singly(int fd, const byte_view *buf, const u32_view *offsets, const u32_view *lengths,
+                                uint32_t i, uint32_t count, bool *full) {
+  uint8_t hdr[GRO_HDR_SPACE];
+  struct iovec iov[2];
+  int64_t written = 0;
+  for (uint32_t j = i; j < i + count; j++) {
+    gro_iovecs(buf, offsets, lengths, j, 1, hdr, iov);
+    tun_write_outcome outcome = tun_write_packet(fd, iov, 2);
+    if (outcome == TUN_FULL) {
+      *full = true;
+      break;
+    }
+    if (outcome == TUN_FAILED) return -1;
+    if (outcome == TUN_WRITTEN) written++;
+  }
+  return written;
+}
+
 /*
- * tunWriteGro(fd, buf, offsets, lengths, n) -> packets written. For a TUN opened with vnetHdr:
- * packets are whole inner IPv4 packets; consecutive TCP segments of one flow are written as one
- * GSO super-packet (NEEDS_CSUM, the kernel completes the checksum), everything else alone with an
- * empty virtio_net_hdr. A full queue ends the batch; a packet refused on its own is skipped.
+ * tunWriteGro(fd, buf, offsets, lengths, n, coalesceUdp?) -> packets written. For a TUN opened with
+ * vnetHdr: packets are whole inner IPv4 packets; consecutive TCP segments of one flow (and with
+ * coalesceUdp, same-size UDP datagrams of one flow) are written as one GSO super-packet (NEEDS_CSUM,
+ * the kernel completes the checksum and cuts UDP back into the original datagrams), everything else
+ * alone with an empty virtio_net_hdr. A full queue ends the batch; a packet refused on its own is
+ * skipped; a merged run the kernel refuses is written packet by packet instead.
  */
 static napi_value tun_write_gro(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
+  napi_value argv[6];
   int fd;
   byte_view buf;
   u32_view offsets, lengths;
   int64_t count;
-  if (!get_args(env, info, 5, argv)) return NULL;
-  if (!get_fd(env, argv[0], &fd) || !get_packet_list(env, argv + 1, &buf, &offsets, &lengths, &count)) return NULL;
+  bool coalesce_udp;
+  if (!get_args(env, info, 6, argv)) return NULL;
+  if (!get_fd(env, argv[0], &fd) || !get_packet_list(env, argv + 1, &buf, &offsets, &lengths, &count) ||
+      !get_optional_bool(env, argv[5], "coalesceUdp", &coalesce_udp))
+    return NULL;
   uint8_t hdr[GRO_HDR_SPACE];
   struct iovec iov[GRO_MAX_SEGMENTS + 1];
   uint32_t written = 0;
   for (uint32_t i = 0; i < count;) {
-    uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count);
+    uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count, coalesce_udp);
     uint32_t k = gro_iovecs(&buf, &offsets, &lengths, i, run, hdr, iov);
     tun_write_outcome outcome = tun_write_packet(fd, iov, (int)k);
     if (outcome == TUN_FULL) break;
     if (outcome == TUN_FAILED) return throw_errno(env, errno, "writev");
     if (outcome == TUN_WRITTEN) written += run;
+    if (outcome == TUN_SKIPPED && run > 1) {
+      bool full = false;
+      int64_t singly = tun_write_singly(fd, &buf, &offsets, &lengths, i, run, &full);
+      if (singly < 0) return throw_errno(env, errno, "writev");
+      written += (uint32_t)singly;
+      if (full) break;
+    }
     i += run;
   }
   return make_u32(env, written);
@@ -935,24 +1019,26 @@ static bool record_output(napi_env env, const u32_view *offsets, const u32_view 
 }
 
 /*
- * groCoalesce(buf, offsets, lengths, n, out, outOffsets, outLengths) -> packets out: what tunWriteGro
- * would write, each [virtio_net_hdr][packet], copied into out (for tests and the in-memory TUN).
+ * groCoalesce(buf, offsets, lengths, n, out, outOffsets, outLengths, coalesceUdp?) -> packets out: what
+ * tunWriteGro would write, each [virtio_net_hdr][packet], copied into out (for tests and the in-memory TUN).
  */
 static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
+  napi_value argv[8];
   byte_view buf, out;
   u32_view offsets, lengths, out_offsets, out_lengths;
   int64_t count;
-  if (!get_args(env, info, 7, argv)) return NULL;
+  bool coalesce_udp;
+  if (!get_args(env, info, 8, argv)) return NULL;
   if (!get_packet_list(env, argv, &buf, &offsets, &lengths, &count) || !get_bytes(env, argv[4], "out", &out) ||
-      !get_u32s(env, argv[5], "outOffsets", &out_offsets) || !get_u32s(env, argv[6], "outLengths", &out_lengths))
+      !get_u32s(env, argv[5], "outOffsets", &out_offsets) || !get_u32s(env, argv[6], "outLengths", &out_lengths) ||
+      !get_optional_bool(env, argv[7], "coalesceUdp", &coalesce_udp))
     return NULL;
   uint8_t hdr[GRO_HDR_SPACE];
   struct iovec iov[GRO_MAX_SEGMENTS + 1];
   uint64_t used = 0;
   uint32_t produced = 0;
   for (uint32_t i = 0; i < count;) {
-    uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count);
+    uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count, coalesce_udp);
     uint32_t k = gro_iovecs(&buf, &offsets, &lengths, i, run, hdr, iov);
     uint64_t start = used;
     if (!flatten(iov, k, &out, &used)) return throw_range_error(env, "out is too small");

@@ -17,6 +17,8 @@ export interface KernelTunOptions {
 export class KernelTun implements TunDevice {
   private readonly fd: PolledFd;
   private offloads = 0;
+  /** Merge same-size UDP datagrams of a flow into one USO write: a kernel that grants USO (6.2+) takes them. */
+  private coalesceUdp = false;
 
   private constructor(
     private readonly dp: WeftDpAddon,
@@ -44,16 +46,20 @@ export class KernelTun implements TunDevice {
   }
 
   /**
-   * Asks for the largest set of offloads this kernel grants (checksum + TSO4 + USO4, then without
+   * Asks for the largest set of offloads this kernel grants (checksum + TSO4 + USO, then without
    * USO (Linux < 6.2), then checksum only, then none) and returns the granted TUN_F_* bits. Needs
    * a device opened with vnetHdr. Any refusal other than EINVAL is thrown.
    */
   enableOffloads(): number {
-    const { TUN_F_CSUM, TUN_F_TSO4, TUN_F_USO4 } = this.dp.constants;
-    for (const flags of [TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4, TUN_F_CSUM | TUN_F_TSO4, TUN_F_CSUM, 0]) {
+    const { TUN_F_CSUM, TUN_F_TSO4, TUN_F_USO4, TUN_F_USO6 } = this.dp.constants;
+    // The kernel takes USO only as the pair USO4 + USO6 (EINVAL for either alone). IPv6 super-packets
+    // it may then hand over are dropped like any IPv6 packet: pod addressing is IPv4.
+    const uso = TUN_F_USO4 | TUN_F_USO6;
+    for (const flags of [TUN_F_CSUM | TUN_F_TSO4 | uso, TUN_F_CSUM | TUN_F_TSO4, TUN_F_CSUM, 0]) {
       try {
         this.setOffload(flags);
         this.offloads = flags;
+        this.coalesceUdp = (flags & TUN_F_USO4) !== 0;
         return flags;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
@@ -87,8 +93,9 @@ export class KernelTun implements TunDevice {
   }
 
   writeBatch(packets: PacketList): number {
-    const write = this.vnetHdr ? this.dp.tunWriteGro : this.dp.tunWriteBatch;
-    return write(this.fd.open, packets.buf, packets.offsets, packets.lengths, packets.count);
+    const { buf, offsets, lengths, count } = packets;
+    if (!this.vnetHdr) return this.dp.tunWriteBatch(this.fd.open, buf, offsets, lengths, count);
+    return this.dp.tunWriteGro(this.fd.open, buf, offsets, lengths, count, this.coalesceUdp);
   }
 
   /** Replaces any earlier callback. */

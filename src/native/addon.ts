@@ -133,9 +133,17 @@ export interface WeftDpAddon {
   ): number;
   /**
    * Writes whole IPv4 packets 0..n-1 to a vnetHdr TUN, consecutive TCP segments of one flow merged
-   * into GSO super-packets. Returns the packets accepted (as tunWriteBatch).
+   * into GSO super-packets, and with `coalesceUdp` (a TUN granted USO) same-size UDP datagrams of one
+   * flow too. Returns the packets accepted (as tunWriteBatch).
    */
-  tunWriteGro(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, n: number): number;
+  tunWriteGro(
+    fd: number,
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    n: number,
+    coalesceUdp?: boolean,
+  ): number;
   /** What tunWriteGro would write, copied into `out` as [virtio_net_hdr][packet] each; returns the count. */
   groCoalesce(
     buf: Uint8Array,
@@ -145,6 +153,7 @@ export interface WeftDpAddon {
     out: Uint8Array,
     outOffsets: Uint32Array,
     outLengths: Uint32Array,
+    coalesceUdp?: boolean,
   ): number;
   /** What udpSendGso sends for one TUN read, copied into `out` one datagram each; 0 when malformed. */
   gsoSegment(

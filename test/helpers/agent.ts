@@ -25,6 +25,8 @@ export interface AgentProcess {
 export interface StartAgentOptions {
   /** Extra command-line flags for `agent run`. */
   flags?: string[];
+  /** Extra Node flags (e.g. `--perf-basic-prof`). */
+  nodeFlags?: string[];
   /** The peer file's content; defaults to the other node of the topology with its pod range. */
   peerFile?: unknown;
 }
@@ -63,7 +65,7 @@ export async function startAgentOn(
   writeFileSync(peerFile, JSON.stringify(content, null, 2));
   const child = group.spawn(
     self.shortName,
-    agentRunArgv({ peersFile: peerFile, adminSocket: socket, flags: opts.flags }),
+    agentRunArgv({ peersFile: peerFile, adminSocket: socket, flags: opts.flags, nodeFlags: opts.nodeFlags }),
     { logFile },
   );
   const agent: AgentProcess = {

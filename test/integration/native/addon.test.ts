@@ -8,8 +8,10 @@ import { PacketBatch, TRUNCATED_LENGTH } from '../../../src/dataplane/io.js';
 import { KernelTun } from '../../../src/dataplane/kernel-tun.js';
 import { KernelUdp } from '../../../src/dataplane/kernel-udp.js';
 import { type NativeError, weftDp } from '../../../src/native/addon.js';
+import { gpeHeader, NextProtocol } from '../../../src/wire/index.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
+import { udpPacket } from '../../unit/dataplane/offload-packets.js';
 
 const LOOPBACK = 0x7f000001;
 const ADDON_FILE = fileURLToPath(new URL('../../../native/build/Release/weft_dp.node', import.meta.url));
@@ -79,6 +81,46 @@ describe('weft_dp UDP batches on loopback', () => {
     const inbox = new PacketBatch(8, 256);
     expect(receiver.recvBatch(inbox)).toBe(2);
     expect(Array.from(inbox.lengths.subarray(0, 2))).toEqual([20, 22]);
+  });
+
+  it('sends small same-size packets to one peer as one UDP GSO train, received whole by a GRO socket', () => {
+    const sender = open();
+    const a = KernelUdp.open('127.0.0.1', 0, { gro: true });
+    const b = KernelUdp.open('127.0.0.1', 0, { gro: true });
+    sockets.push(a, b);
+    const reads = [
+      ...Array.from({ length: 12 }, (_, i) => ({ to: a, payload: 64, fill: i })),
+      { to: a, payload: 30, fill: 12 }, // shorter: ends the train
+      { to: b, payload: 64, fill: 13 },
+      { to: b, payload: 64, fill: 14 },
+      { to: a, payload: 64, fill: 15 },
+    ];
+    const out = new PacketBatch(reads.length, 2048);
+    reads.forEach(({ to, payload, fill }, i) => {
+      const read = Buffer.concat([Buffer.alloc(10), udpPacket(Buffer.alloc(payload, fill))]);
+      read.copy(out.buf, out.slotStart(i) + 16);
+      out.offsets[i] = out.slotStart(i) + 16;
+      out.lengths[i] = read.length;
+      out.addrs[i] = LOOPBACK;
+      out.ports[i] = to.localPort;
+    });
+    out.count = reads.length;
+    const gpe = gpeHeader(1, NextProtocol.IPv4);
+    expect(sender.sendSegmented(out, gpe)).toBe(reads.length);
+
+    const datagram = 8 + 28 + 64;
+    const inbox = new PacketBatch(8, 65536);
+    expect(a.recvBatch(inbox)).toBe(2);
+    expect([inbox.lengths[0], inbox.segments[0]]).toEqual([12 * datagram + 8 + 28 + 30, datagram]);
+    expect([inbox.lengths[1], inbox.segments[1]]).toEqual([datagram, 0]);
+    const train = packetBytes(inbox, 0);
+    for (let i = 0; i <= 12; i++) {
+      const at = i * datagram;
+      expect(Buffer.compare(train.subarray(at, at + 8), gpe)).toBe(0);
+      expect(train[at + 8 + 28]).toBe(i);
+    }
+    expect(b.recvBatch(inbox)).toBe(1);
+    expect([inbox.lengths[0], inbox.segments[0]]).toEqual([2 * datagram, datagram]);
   });
 
   it('calls onReadable when a datagram is waiting', async () => {

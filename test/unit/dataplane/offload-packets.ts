@@ -80,7 +80,12 @@ export function tcpPacket(spec: TcpSpec): Buffer {
 }
 
 /** An IPv4/UDP packet with correct checksums. */
-export function udpPacket(payload: Uint8Array, source = '10.32.1.2', destination = '10.32.2.2'): Buffer {
+export function udpPacket(
+  payload: Uint8Array,
+  source = '10.32.1.2',
+  destination = '10.32.2.2',
+  sourcePort = 33333,
+): Buffer {
   const total = 28 + payload.length;
   const p = Buffer.alloc(total);
   p[0] = 0x45;
@@ -89,7 +94,7 @@ export function udpPacket(payload: Uint8Array, source = '10.32.1.2', destination
   p[9] = 17;
   p.writeUInt32BE(ipv4ToUint32(source), 12);
   p.writeUInt32BE(ipv4ToUint32(destination), 16);
-  p.writeUInt16BE(33333, 20);
+  p.writeUInt16BE(sourcePort, 20);
   p.writeUInt16BE(5201, 22);
   p.writeUInt16BE(8 + payload.length, 24);
   p.set(payload, 28);

@@ -35,7 +35,7 @@ function segment(read: Buffer): Buffer[] {
 }
 
 /** What the addon writes to the TUN for these inner packets: [virtio_net_hdr][packet] each. */
-function coalesce(packets: Buffer[]): Buffer[] {
+function coalesce(packets: Buffer[], coalesceUdp = false): Buffer[] {
   const buf = Buffer.concat(packets);
   const offsets = new Uint32Array(packets.length);
   const lengths = new Uint32Array(packets.length);
@@ -45,7 +45,9 @@ function coalesce(packets: Buffer[]): Buffer[] {
     lengths[i] = p.length;
     at += p.length;
   });
-  return pieces(weftDp().groCoalesce(buf, offsets, lengths, packets.length, out, outOffsets, outLengths));
+  return pieces(
+    weftDp().groCoalesce(buf, offsets, lengths, packets.length, out, outOffsets, outLengths, coalesceUdp),
+  );
 }
 
 /** Completes a CHECKSUM_PARTIAL packet as the kernel would (csum_start/csum_offset of its vnet header). */
@@ -199,19 +201,34 @@ interface Segment {
   payload: string;
 }
 
+/** Offsets and pieces of a GSO packet's payload cut at its gso_size, as the kernel cuts it (whole when not GSO). */
+function cutAtGsoSize(written: Buffer, gsoType: number, payload: Buffer): { at: number; piece: Buffer }[] {
+  const size = written[1] === gsoType ? written.readUInt16LE(4) : payload.length || 1;
+  const pieces: { at: number; piece: Buffer }[] = [];
+  for (let at = 0; at < Math.max(payload.length, 1); at += size)
+    pieces.push({ at, piece: payload.subarray(at, at + size) });
+  return pieces;
+}
+
+/** Each packet was written alone, unchanged, behind an empty virtio header. */
+function expectWrittenAlone(packets: Buffer[], written: Buffer[]): void {
+  expect(written).toHaveLength(packets.length);
+  written.forEach((w, i) => {
+    expect(w.subarray(0, 10).every((b) => b === 0)).toBe(true);
+    expect(Buffer.compare(w.subarray(10), packets[i] as Buffer)).toBe(0);
+  });
+}
+
 /** The TCP segments a written TUN packet stands for (a GSO super-packet is cut at gso_size again). */
 function expand(written: Buffer): Segment[] {
   const ip = finishPartial(written);
   const flow = ip.readUInt16BE(20);
   const seq = ip.readUInt32BE(24);
-  const payload = tcpPayload(ip);
-  if (written[1] !== VNET.GsoTcpV4) return [{ flow, seq, payload: payload.toString('hex') }];
-  const mss = written.readUInt16LE(4);
-  const parts: Segment[] = [];
-  for (let at = 0; at < payload.length; at += mss) {
-    parts.push({ flow, seq: (seq + at) >>> 0, payload: payload.subarray(at, at + mss).toString('hex') });
-  }
-  return parts;
+  return cutAtGsoSize(written, VNET.GsoTcpV4, tcpPayload(ip)).map(({ at, piece }) => ({
+    flow,
+    seq: (seq + at) >>> 0,
+    payload: piece.toString('hex'),
+  }));
 }
 
 describe('offload: coalescing (received segments -> GSO TUN writes)', () => {
@@ -254,13 +271,92 @@ describe('offload: coalescing (received segments -> GSO TUN writes)', () => {
       [base(0, { flags: TCP_ACK | TCP_PSH }), base(100)],
       [tcpPacket({ seq: 0, payload: Buffer.alloc(50) }), base(50)],
     ];
-    for (const packets of cases) {
-      const written = coalesce(packets);
-      expect(written).toHaveLength(2);
-      written.forEach((w, i) => {
-        expect(w.subarray(0, 10).every((b) => b === 0)).toBe(true);
-        expect(Buffer.compare(w.subarray(10), packets[i] as Buffer)).toBe(0);
-      });
-    }
+    for (const packets of cases) expectWrittenAlone(packets, coalesce(packets));
+  });
+});
+
+interface Datagram {
+  port: number;
+  payload: string;
+}
+
+/** The UDP datagrams a written TUN packet stands for: a USO super-packet is cut at gso_size, as the kernel does. */
+function expandUdp(written: Buffer): Datagram[] {
+  const ip = finishPartial(written);
+  const port = ip.readUInt16BE(20);
+  return cutAtGsoSize(written, VNET.GsoUdpL4, ip.subarray(28)).map(({ piece }) => ({
+    port,
+    payload: piece.toString('hex'),
+  }));
+}
+
+describe('offload: UDP coalescing (received datagrams -> USO TUN writes)', () => {
+  const arrivals = fc.array(
+    fc.record({
+      flow: fc.integer({ min: 0, max: 2 }),
+      size: fc.integer({ min: 1, max: 1400 }),
+      short: fc.boolean(),
+    }),
+    { minLength: 1, maxLength: 200 },
+  );
+  const datagrams = (list: { flow: number; size: number; short: boolean }[], sizes: number[]) =>
+    list.map(({ flow, size, short }, i) => {
+      const length = short ? Math.min(size, sizes[flow] as number) : (sizes[flow] as number);
+      const payload = Buffer.alloc(length, i & 0xff);
+      return udpPacket(payload, '10.32.1.2', '10.32.2.2', 40000 + flow);
+    });
+
+  it('keeps every datagram of interleaved flows, in order, and merges runs into valid USO packets', () => {
+    fc.assert(
+      fc.property(
+        arrivals,
+        fc.array(fc.integer({ min: 1, max: 1400 }), { minLength: 3, maxLength: 3 }),
+        (list, sizes) => {
+          const inputs = datagrams(list, sizes);
+          const written = coalesce(inputs, true);
+          expect(written.length).toBeLessThanOrEqual(inputs.length);
+          for (const w of written) {
+            const ip = finishPartial(w);
+            expect(checksumsValid(ip)).toEqual({ ip: true, l4: true });
+            expect(ip.readUInt16BE(24)).toBe(ip.length - 20);
+            if (w[1] === VNET.GsoUdpL4) {
+              expect(w.readUInt16LE(8)).toBe(6);
+              expect(ip.length).toBeLessThanOrEqual(65535);
+            }
+          }
+          const expected = inputs.map((p) => ({
+            port: p.readUInt16BE(20),
+            payload: p.subarray(28).toString('hex'),
+          }));
+          expect(written.flatMap(expandUdp)).toEqual(expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('merges a run of same-size datagrams into one write, and nothing without coalesceUdp', () => {
+    const inputs = [
+      ...Array.from({ length: 10 }, (_, i) => udpPacket(Buffer.alloc(64, i))),
+      udpPacket(Buffer.alloc(20, 10)),
+    ];
+    const written = coalesce(inputs, true);
+    expect(written).toHaveLength(1);
+    expect(written[0]?.[1]).toBe(VNET.GsoUdpL4);
+    expect(written[0]?.readUInt16LE(4)).toBe(64);
+    expect(coalesce(inputs)).toHaveLength(inputs.length);
+  });
+
+  it('does not merge datagrams the receiver must see apart: other flows, a larger one after, fragments', () => {
+    const fragment = udpPacket(Buffer.alloc(64));
+    fragment[6] = 0x20; // more fragments
+    const cases: Buffer[][] = [
+      [udpPacket(Buffer.alloc(64)), udpPacket(Buffer.alloc(64), '10.32.1.3')],
+      [udpPacket(Buffer.alloc(64)), udpPacket(Buffer.alloc(64), '10.32.1.2', '10.32.2.2', 1)],
+      [udpPacket(Buffer.alloc(64)), udpPacket(Buffer.alloc(65))],
+      [udpPacket(Buffer.alloc(32)), udpPacket(Buffer.alloc(64))],
+      [udpPacket(Buffer.alloc(64)), fragment],
+    ];
+    for (const packets of cases) expectWrittenAlone(packets, coalesce(packets, true));
   });
 });
