@@ -331,6 +331,9 @@ static int attach_with(const pod_link_spec *s, int host, int pod, int netns_fd, 
     return fail(f, -rc, "find-bridge", "find bridge %s", s->bridge);
   if ((rc = create_veth(host, s, bridge, netns_fd, f)) < 0)
     return fail(f, -rc, "create-veth", "create veth %s peer %s in %s", s->host_if, s->ifname, ns);
+  /* The pod's /32 through the bridge keeps it reachable whatever the node's blocks and the cluster route
+   * are (even when one node owns the whole range); `proto static` keeps the bridge's route sync
+   * (route.ts) from taking it for one of its own. */
   route_request host_route = {.type = RTM_NEWROUTE, .flags = NLM_F_CREATE | NLM_F_REPLACE, .dst = s->address,
                               .dst_len = 32, .protocol = RTPROT_STATIC, .scope = RT_SCOPE_LINK, .oif = bridge};
   if ((rc = change_route(host, &host_route, f)) < 0)
