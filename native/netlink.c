@@ -1,12 +1,12 @@
 /*
  * Pod links over rtnetlink: a pod's veth pair, its host route and the pod side's address and routes,
- * without an `ip` process per step. Each call is one napi_async_work on the libuv threadpool and
- * returns a promise: a veth delete waits for an RCU grace period (tens of milliseconds under load) and
- * must not hold up the event loop.
+ * without an `ip` process per step. Each call runs on a thread of its own (see start()) and returns a
+ * promise: a veth delete waits for its device's references to drop (tens of milliseconds under load)
+ * and must not hold up the event loop.
  *
  * The pod side is configured through a NETLINK_ROUTE socket created inside the pod's network
- * namespace. Network namespaces are per thread: the worker thread enters the pod's namespace only to
- * create that socket and returns to its own before doing anything else, on every path.
+ * namespace. Network namespaces are per thread: the operation's thread enters the pod's namespace only
+ * to create that socket and returns to its own before doing anything else, on every path.
  *
  * A failed step rejects with an Error carrying `code` ("EEXIST"), `errno` (negative, as in Node),
  * `step` (a stable name such as "create-veth") and a message naming the step and the objects, plus
@@ -25,6 +25,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -148,8 +149,9 @@ static int open_rtnetlink(void) {
 
 /*
  * A NETLINK_ROUTE socket of the namespace `netns_fd`: the socket stays bound to the namespace it was
- * created in, the thread returns to its own. Failing to return would leave a threadpool thread in a
- * pod's namespace, where every later operation on it would silently act on the wrong network: abort.
+ * created in, the thread returns to its own at once. Every later request goes through a socket, so
+ * nothing depends on the thread's namespace; the thread returns anyway, and fails the operation if
+ * it cannot.
  */
 static int open_rtnetlink_in(int netns_fd) {
   int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -160,12 +162,12 @@ static int open_rtnetlink_in(int netns_fd) {
     return -err;
   }
   int fd = open_rtnetlink();
-  if (setns(own, CLONE_NEWNET) < 0) {
-    fprintf(stderr, "weft_dp: cannot return a threadpool thread to its network namespace: %s\n",
-            strerror(errno));
-    abort();
-  }
+  int err = setns(own, CLONE_NEWNET) < 0 ? errno : 0;
   close(own);
+  if (err != 0) {
+    if (fd >= 0) close(fd);
+    return -err;
+  }
   return fd;
 }
 
@@ -315,7 +317,7 @@ static int delete_link(int fd, const char *name, failure *f) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Operations (worker thread)                                                                      */
+/* Operations (own thread)                                                                         */
 
 static const char *ip4(struct in_addr address, char buffer[INET_ADDRSTRLEN]) {
   return inet_ntop(AF_INET, &address, buffer, INET_ADDRSTRLEN);
@@ -400,7 +402,7 @@ static void pod_detach_run(const pod_link_spec *s, bool with_route, bool *existe
 /* JavaScript                                                                                      */
 
 typedef struct {
-  napi_async_work work;
+  napi_threadsafe_function done;
   napi_deferred deferred;
   bool detach;
   bool with_route;
@@ -427,42 +429,67 @@ static napi_value reject_value(napi_env env, const failure *f) {
   return error;
 }
 
-static void execute(napi_env env, void *data) {
-  (void)env;
+/* On the JS thread once the operation's thread is done; env is NULL when the environment is gone. */
+static void settle(napi_env env, napi_value js_callback, void *context, void *data) {
+  (void)js_callback;
+  (void)context;
+  link_work *w = data;
+  if (env != NULL) {
+    napi_value value;
+    if (w->failure.err != 0) {
+      napi_reject_deferred(env, w->deferred, reject_value(env, &w->failure));
+    } else {
+      if (w->detach)
+        napi_get_boolean(env, w->existed, &value);
+      else
+        napi_get_undefined(env, &value);
+      napi_resolve_deferred(env, w->deferred, value);
+    }
+  }
+  free(w);
+}
+
+static void *run_operation(void *data) {
   link_work *w = data;
   if (w->detach)
     pod_detach_run(&w->spec, w->with_route, &w->existed, &w->failure);
   else
     pod_attach_run(&w->spec, &w->failure);
+  napi_threadsafe_function done = w->done;
+  if (napi_call_threadsafe_function(done, w, napi_tsfn_blocking) != napi_ok) free(w);
+  napi_release_threadsafe_function(done, napi_tsfn_release);
+  return NULL;
 }
 
-static void complete(napi_env env, napi_status status, void *data) {
-  link_work *w = data;
-  if (status != napi_ok && w->failure.err == 0)
-    fail(&w->failure, ECANCELED, w->detach ? "delete-link" : "create-veth", "cancelled");
-  if (w->failure.err != 0) {
-    napi_reject_deferred(env, w->deferred, reject_value(env, &w->failure));
-  } else {
-    napi_value value;
-    if (w->detach)
-      napi_get_boolean(env, w->existed, &value);
-    else
-      napi_get_undefined(env, &value);
-    napi_resolve_deferred(env, w->deferred, value);
-  }
-  napi_delete_async_work(env, w->work);
-  free(w);
-}
-
-static napi_value queue(napi_env env, link_work *w, const char *name) {
+/*
+ * Each operation runs on a short-lived thread of its own rather than on libuv's threadpool: a veth
+ * delete holds its thread for tens of milliseconds, and 50 concurrent DELs filled the 4 pool threads,
+ * so that the fsyncs of the agent's IPAM saves (also pool work) waited behind every delete. Creating
+ * a thread costs tens of microseconds; these operations take milliseconds. The caller bounds how
+ * many run at once.
+ */
+static napi_value start(napi_env env, link_work *w, const char *name) {
   napi_value promise, resource_name;
   if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
       napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
-      napi_create_async_work(env, NULL, resource_name, execute, complete, w, &w->work) != napi_ok ||
-      napi_queue_async_work(env, w->work) != napi_ok) {
+      napi_create_threadsafe_function(env, NULL, NULL, resource_name, 0, 1, NULL, NULL, NULL, settle,
+                                      &w->done) != napi_ok) {
     free(w);
-    napi_throw_error(env, NULL, "cannot queue a netlink operation");
+    napi_throw_error(env, NULL, "cannot start a netlink operation");
     return NULL;
+  }
+  pthread_attr_t attr;
+  pthread_t thread;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  int err = pthread_create(&thread, &attr, run_operation, w);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    fail(&w->failure, err, "start-thread", "start a thread for %s", name);
+    napi_reject_deferred(env, w->deferred, reject_value(env, &w->failure));
+    napi_release_threadsafe_function(w->done, napi_tsfn_abort);
+    free(w);
   }
   return promise;
 }
@@ -553,7 +580,7 @@ static napi_value pod_attach(napi_env env, napi_callback_info info) {
     return NULL;
   }
   s->mtu = mtu_value;
-  return queue(env, w, "weft_dp.podAttach");
+  return start(env, w, "podAttach");
 }
 
 /* podDetach(hostIf, route?: {address, bridge}) -> Promise<boolean>: false when the link was gone. */
@@ -582,7 +609,7 @@ static napi_value pod_detach(napi_env env, napi_callback_info info) {
     free(w);
     return NULL;
   }
-  return queue(env, w, "weft_dp.podDetach");
+  return start(env, w, "podDetach");
 }
 
 void netlink_register(napi_env env, napi_value exports) {

@@ -188,7 +188,7 @@ export interface WeftDpAddon {
   pollStop(handle: PollHandle): void;
   close(fd: number): void;
   /**
-   * On the libuv threadpool, over rtnetlink: creates the veth pair (host end up, MTU, MAC, port of
+   * On a thread of its own (not libuv's threadpool), over rtnetlink: creates the veth pair (host end up, MTU, MAC, port of
    * the bridge; pod end in the netns at `netns` with its name, MTU and MAC), replaces the host route
    * `address/32 dev bridge proto static`, then inside the pod's namespace sets the pod end up, adds
    * `address/32`, an on-link route to the gateway and the default route via it. Stops at the first

@@ -1,7 +1,7 @@
 /**
  * Runs NetlinkPodLinks (and inspectPod, the oracle) inside the network namespace this process was
  * started in, as the agent does: `node … pod-links-driver.ts <batches json>`. Each batch is a list of
- * operations run concurrently (so several threadpool threads take part); batches run in order.
+ * operations run concurrently (each on a thread of its own); batches run in order.
  * Prints one JSON line: every operation's outcome, and the threads whose network namespace is not
  * the process's after all of it.
  */
@@ -19,7 +19,6 @@ export type Outcome =
   | { ok: false; code?: string; step?: string; message: string };
 export interface DriverReport {
   outcomes: Outcome[][];
-  threads: number;
   threadsElsewhere: string[];
 }
 
@@ -45,5 +44,5 @@ const tasks = readdirSync('/proc/self/task');
 const threadsElsewhere = tasks
   .map((tid) => `${tid}: ${readlinkSync(`/proc/self/task/${tid}/ns/net`)}`)
   .filter((entry) => !entry.endsWith(own));
-const report: DriverReport = { outcomes, threads: tasks.length, threadsElsewhere };
+const report: DriverReport = { outcomes, threadsElsewhere };
 process.stdout.write(`${JSON.stringify(report)}\n`);
