@@ -189,8 +189,8 @@ static void copy_extack(const struct nlmsghdr *reply, failure *f) {
 }
 
 /*
- * Sends one request and reads until its ack. A reply of type `reply_type` (a GETLINK answer) is
- * copied to `reply`/`reply_len`. Returns 0 or -errno; the kernel's ack message goes to f->extack.
+ * Sends one request and reads until its ack. The ifinfomsg of a reply of type `reply_type` (a
+ * GETLINK answer) is copied to `reply`. Returns 0 or -errno; the kernel's ack message goes to f->extack.
  */
 static int talk(int fd, struct nlmsghdr *h, failure *f, uint16_t reply_type, struct ifinfomsg *reply) {
   static uint32_t sequence;
