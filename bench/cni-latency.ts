@@ -24,6 +24,9 @@ import { percentile, withLock } from './measure.js';
  * depends least on how loaded the machine is.
  *
  *   node dist/bench/cni-latency.js [--pods 50] [--rounds 3] [--concurrency 1,50] [--no-lock]
+ *     [--agent-cpu-prof DIR]   (the agent's V8 CPU profile, written when it stops, into DIR)
+ *
+ * It takes /tmp/cpu-bench.lock itself while measuring: do not wrap it in `flock` on the same file.
  */
 const { values } = parseArgs({
   options: {
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '1,50' },
     'no-lock': { type: 'boolean' },
+    'agent-cpu-prof': { type: 'string' },
   },
 });
 const PODS = Number(values.pods);
@@ -89,7 +93,12 @@ async function timed(pods: Attachment[], limit: number, op: Op): Promise<number[
 async function main(): Promise<void> {
   const group = await NetnsGroup.createAfterSweep('cnibench');
   try {
-    const cluster = await TestCluster.create(group, 1);
+    const profDir = values['agent-cpu-prof'];
+    const cluster = await TestCluster.create(
+      group,
+      1,
+      profDir === undefined ? {} : { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] },
+    );
     cluster.startAgent('n1');
     await cluster.waitUntilReady(['n1']);
     const node = cluster.node('n1');
@@ -215,6 +224,8 @@ async function main(): Promise<void> {
       JSON.stringify({ pods: PODS, rounds: ROUNDS, rows, samples: Object.fromEntries(samples) }, null, 1),
     );
     log(`results: ${file}`);
+    // A profile is written only when the agent exits by itself.
+    if (profDir !== undefined) await cluster.stopAgent('n1');
   } finally {
     await group.destroy();
   }

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "weft_dp",
-      "sources": ["weft_dp.c", "gso.c"],
+      "sources": ["weft_dp.c", "gso.c", "netlink.c"],
       "cflags_c": ["-std=gnu11"],
       "configurations": {
         "Release": {

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "gso.h"
+#include "netlink.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -1291,5 +1292,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     set_named_property(env, exports, functions[i].name, function);
   }
   set_named_property(env, exports, "constants", make_offload_constants(env));
+  netlink_register(env, exports);
   return exports;
 }

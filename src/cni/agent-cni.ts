@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { AdminPostHandler } from '../api/admin-server.js';
 import type { IpamDriver } from '../control/ipam-driver.js';
+import { NetlinkPodLinks } from '../plumbing/pod-links.js';
 import type { Logger } from '../util/log.js';
 import { replayDelQueue } from './del-queue.js';
 import { cniEndpoints } from './endpoints.js';
@@ -38,6 +39,7 @@ export async function startCni(options: {
   const service = new CniService({
     ipam: ipamForCni(options.driver),
     bridge: options.bridge,
+    links: new NetlinkPodLinks(),
     node: options.node,
     log,
   });

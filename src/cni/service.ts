@@ -5,9 +5,8 @@
  * the same attachment run one after another.
  */
 import { type AllocateResult, GATEWAY_ID } from '../ipam/index.js';
+import type { HostRoute, PodLinks } from '../plumbing/pod-links.js';
 import {
-  attachPod,
-  detachPod,
   hostVethMac,
   hostVethName,
   inspectPod,
@@ -39,6 +38,7 @@ export interface CniServiceDeps {
   ipam: CniIpam;
   /** The bridge pods attach to (`weave`). */
   bridge: string;
+  links: PodLinks;
   node: () => Promise<NodeNetworkState>;
   log: Logger;
 }
@@ -95,7 +95,7 @@ export class CniService {
       try {
         if (!this.bridgePinned) await pinBridgeMac(this.deps.bridge);
         this.bridgePinned = true;
-        await attachPod(spec);
+        await this.deps.links.attach(spec);
       } catch (error) {
         await this.deps.ipam.release(key);
         throw new CniError(CniCode.plumbingFailed, `cannot attach ${key}`, (error as Error).message);
@@ -116,7 +116,7 @@ export class CniService {
     await this.exclusive(key, async () => {
       const address = this.deps.ipam.addressOf(key);
       try {
-        await detachPod(
+        await this.deps.links.detach(
           hostVethName(key),
           address === undefined ? undefined : { address, bridge: this.deps.bridge },
         );
@@ -162,9 +162,9 @@ export class CniService {
     const keep = this.deps.ipam.allocationIds().filter((id) => !isAttachmentKey(id) || validKeys.has(id));
     const released = await this.deps.ipam.gc(keep);
     const failures: string[] = [];
-    const detach = async (veth: string, route?: { address: string; bridge: string }) => {
+    const detach = async (veth: string, route?: HostRoute) => {
       try {
-        return await detachPod(veth, route);
+        return await this.deps.links.detach(veth, route);
       } catch (error) {
         failures.push(`${veth}: ${(error as Error).message}`);
         return false;

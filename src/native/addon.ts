@@ -19,6 +19,27 @@ export interface NativeError extends Error {
   syscall: string;
 }
 
+/** Error rejected by podAttach/podDetach: the step that failed (e.g. 'create-veth') and the kernel's errno. */
+export interface NetlinkError extends Error {
+  code: string;
+  errno: number;
+  step: string;
+}
+
+/** A pod's veth pair as podAttach creates it (the fields of plumbing's PodLinkSpec). */
+export interface NativePodLink {
+  bridge: string;
+  hostIf: string;
+  hostMac: string;
+  /** Path of the pod's network namespace, e.g. /var/run/netns/cni-… */
+  netns: string;
+  ifname: string;
+  podMac: string;
+  address: string;
+  gateway: string;
+  mtu: number;
+}
+
 /** Opaque handle returned by {@link WeftDpAddon.pollStart}. */
 export type PollHandle = { readonly __brand: 'weft_dp.PollHandle' };
 
@@ -175,6 +196,20 @@ export interface WeftDpAddon {
   /** Stops and releases a poll; calling it again is a no-op. */
   pollStop(handle: PollHandle): void;
   close(fd: number): void;
+  /**
+   * On a thread of its own (not libuv's threadpool), over rtnetlink: creates the veth pair (host end up, MTU, MAC, port of
+   * the bridge; pod end in the netns at `netns` with its name, MTU and MAC), replaces the host route
+   * `address/32 dev bridge proto static`, then inside the pod's namespace sets the pod end up, adds
+   * `address/32`, an on-link route to the gateway and the default route via it. Stops at the first
+   * failing step and rejects with a {@link NetlinkError}; undoing is the caller's choice.
+   * Malformed arguments throw TypeError/RangeError before anything is done.
+   */
+  podAttach(spec: NativePodLink): Promise<void>;
+  /**
+   * Deletes the host end (the pod end goes with it), then the host route if given. Resolves false
+   * when the link was already gone; a route already gone is not an error.
+   */
+  podDetach(hostIf: string, route?: { address: string; bridge: string }): Promise<boolean>;
   constants: TunOffloadFlags;
 }
 

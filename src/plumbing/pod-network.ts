@@ -2,12 +2,13 @@
  * A pod's link to the node: a veth pair whose host end is a port of the `weave` bridge and whose
  * other end sits in the pod's network namespace with a /32 address, the gateway on-link and a
  * default route through it (the node routes between pods, so a pod never depends on the node's
- * block sizes). One `ip link add` creates, configures and places both ends; one `ip -batch` inside
- * the namespace does the rest, so an ADD costs two short-lived processes.
+ * block sizes). The names and MACs it uses, CHECK's inspection and GC's listing live here; creating
+ * and removing it is pod-links.ts.
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { CommandError, run } from '../util/exec.js';
+import type { NativePodLink } from '../native/addon.js';
+import { run } from '../util/exec.js';
 import { parseAddresses, parseIpv4Routes, parseLinks } from './ipjson.js';
 import { getLink } from './link.js';
 import { listIpv4Routes } from './route.js';
@@ -15,18 +16,7 @@ import { listIpv4Routes } from './route.js';
 /** Host ends of pod veths are named `vwf` + 12 hex digits of a hash of the attachment. */
 export const POD_VETH_PREFIX = 'vwf';
 
-export interface PodLinkSpec {
-  bridge: string;
-  hostIf: string;
-  hostMac: string;
-  /** Path of the pod's network namespace, e.g. /var/run/netns/cni-… */
-  netns: string;
-  ifname: string;
-  podMac: string;
-  address: string;
-  gateway: string;
-  mtu: number;
-}
+export type PodLinkSpec = NativePodLink;
 
 function digest(key: string): Buffer {
   return createHash('sha256').update(key).digest();
@@ -53,65 +43,6 @@ function macOf(bytes: number[]): string {
 
 function inNetns(netns: string, argv: string[]): string[] {
   return ['nsenter', `--net=${netns}`, ...argv];
-}
-
-/** `ip -batch` messages that only say the thing to remove is already gone. */
-const ALREADY_GONE = /Cannot find device|No such process|does not exist|^Command failed/;
-
-/**
- * Deletes the host end (which takes the pod end with it) and, given the pod's address, its host
- * route; false if the link was already gone. One `ip -force -batch` process for both.
- */
-export async function detachPod(
-  hostIf: string,
-  route?: { address: string; bridge: string },
-): Promise<boolean> {
-  const lines = [`link del dev ${hostIf}`];
-  if (route) lines.push(`route del ${route.address}/32 dev ${route.bridge}`);
-  const argv = ['ip', '-force', '-batch', '-'];
-  const result = await run(argv, { input: `${lines.join('\n')}\n`, allowFail: true });
-  const unexpected = result.stderr
-    .split('\n')
-    .filter((line) => line.trim() !== '' && !ALREADY_GONE.test(line.trim()));
-  if (unexpected.length > 0) throw new CommandError(argv, result.code, unexpected.join('\n'));
-  return !/Cannot find device/.test(result.stderr);
-}
-
-/**
- * Creates the pair, routes the pod's /32 to the bridge (so the pod is reachable whatever the
- * node's blocks and the cluster route look like, even when one node owns the whole range; `proto
- * static` keeps the bridge's route sync from taking it for one of its own), then
- * configures the pod end; undoes everything if a step fails.
- */
-export async function attachPod(spec: PodLinkSpec): Promise<void> {
-  const mtu = spec.mtu;
-  const host = `${spec.hostIf} mtu ${mtu} address ${spec.hostMac} master ${spec.bridge} up`;
-  const peer = `name ${spec.ifname} mtu ${mtu} address ${spec.podMac} netns ${spec.netns}`;
-  const hostBatch = `link add ${host} type veth peer ${peer}\nroute replace ${spec.address}/32 dev ${spec.bridge} proto static\n`;
-  const hostArgv = ['ip', '-batch', '-'];
-  const podBatch = [
-    `link set dev ${spec.ifname} up`,
-    `addr add ${spec.address}/32 dev ${spec.ifname}`,
-    `route add ${spec.gateway} dev ${spec.ifname} scope link`,
-    `route add default via ${spec.gateway} dev ${spec.ifname}`,
-  ];
-  const first = await run(hostArgv, { input: hostBatch, allowFail: true });
-  if (first.code !== 0 && !/File exists/.test(first.stderr)) {
-    // The link may exist although the route failed: `ip -batch` stops at the first failing line.
-    await detachPod(spec.hostIf).catch(() => undefined);
-    throw new CommandError(hostArgv, first.code, first.stderr);
-  }
-  try {
-    if (first.code !== 0) {
-      // An ADD retried after a half-done one: start from nothing.
-      await detachPod(spec.hostIf);
-      await run(hostArgv, { input: hostBatch });
-    }
-    await run(inNetns(spec.netns, ['ip', '-batch', '-']), { input: `${podBatch.join('\n')}\n` });
-  } catch (error) {
-    await detachPod(spec.hostIf, { address: spec.address, bridge: spec.bridge }).catch(() => undefined);
-    throw error;
-  }
 }
 
 /** What differs from the spec (empty when the pod's network is as ADD left it). */

@@ -39,7 +39,7 @@ function matches(route: IpRoute, spec: RouteSpec): boolean {
  * What it takes to make `dev` carry exactly the wanted routes. Only routes of the kind this module
  * adds (protocol `boot`, iproute2's default) are removed: the kernel's routes for the device's own
  * addresses, non-unicast routes and routes other owners mark with another protocol (the per-pod
- * `proto static` routes of pod-network.ts) are never touched.
+ * `proto static` routes of pod-links.ts) are never touched.
  */
 export function planRouteSync(
   existing: readonly IpRoute[],

@@ -8,6 +8,7 @@ import type { StatusReport } from '../../../src/api/status-report.js';
 import { cniEndpoints } from '../../../src/cni/endpoints.js';
 import { type CniIpam, CniService } from '../../../src/cni/service.js';
 import { AgentMetrics } from '../../../src/observability/metrics.js';
+import type { PodLinks } from '../../../src/plumbing/pod-links.js';
 import { createLogger } from '../../../src/util/log.js';
 import { clusterReport, staticReport } from '../api/fixtures.js';
 
@@ -82,6 +83,7 @@ describe('AgentMetrics', () => {
     const socket = join(dir, 'a.sock');
     const service = new CniService({
       ipam: {} as CniIpam,
+      links: {} as PodLinks,
       bridge: 'weave',
       node: async () => ({ ready: false, reason: 'no bridge yet' }),
       log: createLogger('fatal'),
