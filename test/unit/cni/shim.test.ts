@@ -439,7 +439,7 @@ describe('weft CNI plugin: codes the agent decides (its real CNI endpoints)', ()
   let admin: AdminServer;
   const socket = join(dir, 'admin.sock');
   const unused = () => {
-    throw new Error('IPAM is not reached by requests that fail validation');
+    throw new Error('IPAM and links are not reached by requests that fail validation');
   };
   beforeAll(async () => {
     const ipam: CniIpam = {
@@ -452,6 +452,7 @@ describe('weft CNI plugin: codes the agent decides (its real CNI endpoints)', ()
     const service = new CniService({
       ipam,
       bridge: 'weave',
+      links: { attach: unused, detach: unused },
       node: async () => ({ ready: false, reason: 'the test node has no bridge' }),
       log: createLogger('silent'),
     });
