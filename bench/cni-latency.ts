@@ -4,21 +4,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { postToAgent } from '../src/api/admin-client.js';
+import { REFERENCE_PLUGIN_DIR } from '../src/lab/cni.js';
 import { TestCluster } from '../test/helpers/cluster.js';
-import {
-  type Attachment,
-  CniRuntime,
-  callPlugin,
-  weftConflist,
-  weftExecutable,
-} from '../test/helpers/cni.js';
+import { type Attachment, CniRuntime, weftConflist, weftExecutable } from '../test/helpers/cni.js';
 import { NetnsGroup } from '../test/helpers/netns.js';
 import { percentile, withLock } from './measure.js';
+import { PluginRunner } from './plugin-runner.js';
 
 /**
  * CNI ADD and DEL latency, weft against the reference bridge + host-local, in the same run on the
- * same node namespace, each plugin exec'd as a runtime does (CNI_* env + stdin, `ip netns exec`
- * into the node). Then where weft's time goes: the bare process start (VERSION, which needs no
+ * same node namespace, each plugin exec'd as a runtime does (CNI_* env + stdin) by one process
+ * living in the node (bench/plugin-runner.ts). Then where weft's time goes: the bare process start (VERSION, which needs no
  * agent) and the agent's own work (the same ADD/DEL posted straight to its socket, no process).
  * CPU per operation (the plugin processes' plus the agent's, from /proc) is the number that
  * depends least on how loaded the machine is.
@@ -114,10 +110,13 @@ async function main(): Promise<void> {
       });
     }
 
+    const runner = PluginRunner.start(nodeNs);
     const weft = new CniRuntime(
       weftConflist('weftbench', { socket: node.socket, delQueueDir: join(node.stateDir, 'cni-del-queue') }),
       { weft: weftExecutable() },
       nodeNs,
+      REFERENCE_PLUGIN_DIR,
+      runner.call,
     );
     const reference = new CniRuntime(
       {
@@ -140,6 +139,8 @@ async function main(): Promise<void> {
       },
       { bridge: ['/usr/lib/cni/bridge'] },
       nodeNs,
+      REFERENCE_PLUGIN_DIR,
+      runner.call,
     );
     const agentCall = (command: 'ADD' | 'DEL') => (pod: Attachment) =>
       postToAgent(node.socket, `/v1/cni/${command.toLowerCase()}`, {
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
         config: { cniVersion: '1.0.0', name: 'weftbench', type: 'weft', socket: node.socket },
       });
     const version = (plugin: string[]) => () =>
-      callPlugin({ plugin, netns: nodeNs, env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.0.0"}' });
+      runner.call({ plugin, env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.0.0"}' });
     const modes: Mode[] = [
       { name: 'weft', add: (p) => weft.add(p), del: (p) => weft.del(p) },
       { name: 'bridge+host-local', add: (p) => reference.add(p), del: (p) => reference.del(p) },
@@ -172,12 +173,8 @@ async function main(): Promise<void> {
     ];
 
     const agentPid = node.agent?.pid as number;
-    /** CPU of the exec'd plugins (children of this process) and of the agent (with its children). */
-    const cpuNow = () => cpuTicks(process.pid) - selfTicks() + cpuTicks(agentPid);
-    const selfTicks = () => {
-      const { user, system } = process.cpuUsage();
-      return ((user + system) / 1000) * CLOCK_TICKS_PER_MS;
-    };
+    /** CPU of the runner with the plugins it exec'd and of the agent (with its children). */
+    const cpuNow = () => cpuTicks(runner.pid) + cpuTicks(agentPid);
     const cpu = new Map<string, { ticks: number; ops: number }>();
     const measured = async (mode: string, op: string, c: number, run: () => Promise<number[]>) => {
       const before = cpuNow();
@@ -225,6 +222,7 @@ async function main(): Promise<void> {
     );
     log(`results: ${file}`);
     // A profile is written only when the agent exits by itself.
+    await runner.stop();
     if (profDir !== undefined) await cluster.stopAgent('n1');
   } finally {
     await group.destroy();

@@ -77,6 +77,8 @@ export class CniRuntime {
     /** The node namespace plugins run in. */
     readonly netns: string | undefined,
     private readonly cniPath = REFERENCE_PLUGIN_DIR,
+    /** How a plugin is exec'd; bench/plugin-runner.ts execs from inside the node like a runtime. */
+    private readonly exec: (call: PluginCall) => Promise<PluginOutcome> = callPlugin,
   ) {}
 
   private stdinFor(plugin: Record<string, unknown>, a: Attachment, prevResult?: unknown, extra = {}): string {
@@ -117,7 +119,7 @@ export class CniRuntime {
   async add(a: Attachment): Promise<Record<string, unknown>> {
     let result: Record<string, unknown> | undefined;
     for (const plugin of this.conflist.plugins) {
-      const outcome = await callPlugin({
+      const outcome = await this.exec({
         plugin: this.executable(plugin),
         netns: this.netns,
         env: this.envFor('ADD', a),
@@ -147,7 +149,7 @@ export class CniRuntime {
     netns = a.podNetns,
   ): Promise<void> {
     for (const plugin of plugins) {
-      const outcome = await callPlugin({
+      const outcome = await this.exec({
         plugin: this.executable(plugin),
         netns: this.netns,
         env: this.envFor(command, a, netns),
