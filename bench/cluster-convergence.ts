@@ -19,12 +19,12 @@ import {
  * admin socket) until every agent knows every peer as reachable and owns space, then RSS and idle
  * CPU per agent. Boot time of all N processes on the shared cores is reported separately.
  *
- * Agents run with the agent's default heartbeat and peer timeout (5 s / 20 s) unless given here;
- * TestCluster alone would pass its test settings (500 ms / 3 s), which cost each agent CPU in
- * proportion to N and made 20 agents on 2 cores flap.
+ * Agents run with the agent's default heartbeat and peer timeout unless given here; TestCluster's
+ * test settings (500 ms / 3 s) would cost each agent CPU in proportion to N and made 20 agents on
+ * 2 cores flap.
  *
  *   node dist/bench/cluster-convergence.js [--sizes 5,10,20] [--settle-s 10] [--idle-s 20]
- *     [--heartbeat-ms 5000] [--peer-timeout-ms 20000] [--seeds K] [--keep-logs DIR]
+ *     [--heartbeat-ms MS] [--peer-timeout-ms MS] [--seeds K] [--keep-logs DIR]
  *     [--agent-flag=--log-level --agent-flag=debug …] [--node-flag=--cpu-prof …]
  */
 const { values } = parseArgs({
@@ -32,8 +32,8 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '5,10,20' },
     'settle-s': { type: 'string', default: '10' },
     'idle-s': { type: 'string', default: '20' },
-    'heartbeat-ms': { type: 'string', default: '5000' },
-    'peer-timeout-ms': { type: 'string', default: '20000' },
+    'heartbeat-ms': { type: 'string' },
+    'peer-timeout-ms': { type: 'string' },
     /** Give each agent only the first K nodes' addresses (0: every other node, as by default). */
     seeds: { type: 'string', default: '0' },
     /** Copy every agent's log to DIR/<size>/ before the namespaces go. */
@@ -76,6 +76,10 @@ function rssMb(pid: number): number {
 
 const log = (message: string) => console.error(`[conv] ${message}`);
 
+function optionalFlag(flag: string, value: string | undefined): string[] {
+  return value === undefined ? [] : [flag, value];
+}
+
 async function measure(size: number): Promise<Row> {
   await NetnsGroup.sweepStale('wt-conv');
   // Waits for other benchmarks' load to pass (at most 90 s): 20 agents booting need both cores.
@@ -84,12 +88,10 @@ async function measure(size: number): Promise<Row> {
   const group = NetnsGroup.create('conv');
   try {
     const cluster = await TestCluster.create(group, size, {
-      // Later flags win: these replace TestCluster's fast test heartbeat.
+      fastHeartbeat: false,
       agentFlags: [
-        '--heartbeat-ms',
-        values['heartbeat-ms'] ?? '5000',
-        '--peer-timeout-ms',
-        values['peer-timeout-ms'] ?? '20000',
+        ...optionalFlag('--heartbeat-ms', values['heartbeat-ms']),
+        ...optionalFlag('--peer-timeout-ms', values['peer-timeout-ms']),
         ...(values['agent-flag'] ?? []),
       ],
       nodeFlags: values['node-flag'] ?? [],
@@ -141,6 +143,14 @@ async function measure(size: number): Promise<Row> {
       (pid, i) => ((cpuTicks(pid) - (before[i] as number)) / CLOCK_TICKS / idleSeconds) * 100,
     );
     const rss = pids.map(rssMb);
+    const established = await Promise.all(
+      cluster.nodes.map((n) =>
+        cluster.status(n.name).then(
+          (status) => status.controlPlane?.connections.filter((c) => c.state === 'established').length ?? 0,
+          () => 0,
+        ),
+      ),
+    );
     const logs = cluster.nodes.map((n) => cluster.log(n.name));
     const keepDir = values['keep-logs'];
     if (keepDir !== undefined) {
@@ -150,6 +160,10 @@ async function measure(size: number): Promise<Row> {
     const count = (text: string) => logs.reduce((sum, log) => sum + log.split(text).length - 1, 0);
     // Reachability flaps (a peer timing out and coming back) show an overloaded cluster.
     console.error(`[conv] ${size} agents: ${count('"peer unreachable"')} peer-unreachable log lines in all`);
+    // Every connection costs pings and gossipsub traffic at idle.
+    console.error(
+      `[conv] ${size} agents: established connections per agent p50 ${percentile(established, 0.5)}, max ${Math.max(...established)}`,
+    );
     return {
       agents: size,
       preBusyPct,
