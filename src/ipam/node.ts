@@ -62,8 +62,15 @@ export interface IpamTiming {
   readonly retryMs: number;
   /** The whole ring is gossiped at least this often, which repairs lost messages. */
   readonly gossipMs: number;
+  /**
+   * With an expected cluster size, how long the first proposer waits, once it knows a quorum, to hear
+   * of every expected peer. The first ring splits the range among the peers the proposer knows; one it
+   * had not heard of yet must later ask a donor for space, which waits for the owners' free counts and
+   * takes seconds longer than the whole Paxos round. 0: propose on a quorum at once.
+   */
+  readonly fullViewGraceMs: number;
 }
-export const DEFAULT_IPAM_TIMING: IpamTiming = { retryMs: 5_000, gossipMs: 30_000 };
+export const DEFAULT_IPAM_TIMING: IpamTiming = { retryMs: 5_000, gossipMs: 30_000, fullViewGraceMs: 0 };
 
 export interface IpamConfig {
   readonly peer: string;
@@ -129,6 +136,8 @@ export class IpamNode {
   private highestRoundSeen = 0;
   private attempt: ProposalAttempt | null = null;
   private nextAttemptAt: number | null = null;
+  /** The first attempt's wait (rank order, full-view grace), which a complete view may cut short. */
+  private firstAttemptAt: number | null = null;
   /**
    * When a proposer that sorts before this node last showed Paxos activity (prepared, asked to accept,
    * or outbid us). Proposers yield to lower names, so concurrent proposers (each ranking itself first
@@ -769,14 +778,18 @@ export class IpamNode {
     // Rank only once a quorum is known: a node that saw only itself would rank itself first, and
     // every node would propose at once and duel.
     if (this.known.size < this.quorum) return;
+    // The lowest-named peer proposes first; the others hold back, so that a large cluster does not
+    // start with hundreds of duelling proposers.
+    const rank = [...this.known].sort().indexOf(this.peer);
+    const fullView = this.expectedPeers === undefined || this.known.size >= this.expectedPeers;
     if (this.nextAttemptAt === null) {
-      // The lowest-named peer proposes first; the others hold back, so that a large cluster does not
-      // start with hundreds of duelling proposers.
-      const rank = [...this.known].sort().indexOf(this.peer);
+      const firstWait = fullView ? 0 : this.timing.fullViewGraceMs;
       this.nextAttemptAt =
-        this.nowMs + (rank === 0 ? 0 : this.timing.retryMs * Math.min(rank, 3) * (1 + this.random()));
+        this.nowMs + (rank === 0 ? firstWait : this.timing.retryMs * Math.min(rank, 3) * (1 + this.random()));
+      this.firstAttemptAt = this.nextAttemptAt;
     }
-    if (this.nowMs < this.nextAttemptAt) return;
+    const firstWaitOver = fullView && rank === 0 && this.nextAttemptAt === this.firstAttemptAt;
+    if (this.nowMs < this.nextAttemptAt && !firstWaitOver) return;
     // A proposer with a lower name is at work: let it finish rather than duel with it.
     if (this.nowMs - this.lastPreferredPaxosAt < 2 * this.timing.retryMs) return;
     this.lastRound = Math.max(this.lastRound, this.highestRoundSeen, this.acceptor.promised?.round ?? 0) + 1;

@@ -97,6 +97,39 @@ describe('consensus seeding (single-decree Paxos)', () => {
     expect(preparedTo()).toEqual([]);
   });
 
+  test('with a full-view grace the first proposer waits for every expected peer, or for the grace', () => {
+    const withGrace = (peer: string) =>
+      IpamNode.create({
+        peer,
+        seeding: { kind: 'consensus', expectedPeers: 4 },
+        timing: { fullViewGraceMs: 5_000 },
+        random: () => 0.5,
+      });
+    const preparedTo = (node: IpamNode) =>
+      node
+        .drainOutbox()
+        .filter((m) => m.message.type === 'paxos-prepare')
+        .map((m) => m.to)
+        .sort();
+    // A quorum (3 of 4) is known, not everyone: a waits, so that d gets space in the first ring.
+    const a = withGrace('a');
+    a.setKnownPeers(['a', 'b', 'c']);
+    a.tick(0);
+    a.tick(4_000);
+    expect(preparedTo(a)).toEqual([]);
+    a.setKnownPeers(['a', 'b', 'c', 'd']);
+    a.tick(4_100);
+    expect(preparedTo(a)).toEqual(['b', 'c', 'd']);
+    // d never shows up: the grace ends and a proposes to the quorum it knows.
+    const lone = withGrace('a');
+    lone.setKnownPeers(['a', 'b', 'c']);
+    lone.tick(0);
+    lone.tick(4_999);
+    expect(preparedTo(lone)).toEqual([]);
+    lone.tick(5_000);
+    expect(preparedTo(lone)).toEqual(['b', 'c']);
+  });
+
   test('an acceptor restarted from its snapshot keeps its promise (it cannot vote twice)', () => {
     const a = consensus('a', 3);
     a.setKnownPeers(['a', 'b']);
