@@ -57,6 +57,8 @@ interface Row {
   /** From spawning all agents at once until the last one answers: 2 cores loading N Node processes. */
   bootSec: number | null;
   convergedSec: number | null;
+  /** CPU time of all agents together from the last start until converged: the work, whatever the wall clock. */
+  convergeCpuSec: number | null;
   rssMbMedian: number;
   rssMbMax: number;
   idleCpuPctMedian: number;
@@ -110,7 +112,10 @@ async function measure(size: number): Promise<Row> {
     }
     const spawned = Date.now();
     let convergedSec: number | null = null;
+    let convergeCpuSec: number | null = null;
     let bootSec: number | null = null;
+    const agentPids = () => cluster.nodes.map((n) => n.agent?.pid as number);
+    const totalTicks = () => agentPids().reduce((sum, pid) => sum + cpuTicks(pid), 0);
     try {
       // "Started" = answering on its admin socket: node and libp2p loaded, devices and listener up.
       await Promise.all(
@@ -128,15 +133,17 @@ async function measure(size: number): Promise<Row> {
         ),
       );
       const lastStarted = Date.now();
+      const ticksAtStart = totalTicks();
       bootSec = (lastStarted - spawned) / 1000;
       await cluster.waitUntilReady(undefined, 120_000);
       convergedSec = (Date.now() - lastStarted) / 1000;
+      convergeCpuSec = (totalTicks() - ticksAtStart) / CLOCK_TICKS;
     } catch (error) {
       console.error(`[conv] ${size} agents did not converge: ${(error as Error).message.split('\n')[0]}`);
     }
     // Connection tie-breaks and the first ring gossip settle in the seconds after convergence.
     await new Promise((r) => setTimeout(r, settleSeconds * 1000));
-    const pids = cluster.nodes.map((n) => n.agent?.pid as number);
+    const pids = agentPids();
     const before = pids.map(cpuTicks);
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const cpu = pids.map(
@@ -170,6 +177,7 @@ async function measure(size: number): Promise<Row> {
       loadAvg1,
       bootSec,
       convergedSec,
+      convergeCpuSec,
       rssMbMedian: percentile(rss, 0.5),
       rssMbMax: Math.max(...rss),
       idleCpuPctMedian: percentile(cpu, 0.5),
@@ -189,11 +197,11 @@ await withLock(DEFAULT_MEASURE_OPTIONS.lockFile, log, async () => {
   }
 });
 console.log(
-  'agents  busy before %  load1  all started after s  converged s after that  RSS MB p50/max  idle CPU % p50/max',
+  'agents  busy before %  load1  all started after s  converged s after that  agents CPU s meanwhile  RSS MB p50/max  idle CPU % p50/max',
 );
 for (const r of rows) {
   console.log(
-    `${String(r.agents).padStart(6)}  ${r.preBusyPct.toFixed(0).padStart(13)}  ${r.loadAvg1.toFixed(1).padStart(5)}  ${(r.bootSec?.toFixed(1) ?? '-').padStart(19)}  ${(r.convergedSec?.toFixed(1) ?? 'no').padStart(22)}  ${r.rssMbMedian.toFixed(0).padStart(6)}/${r.rssMbMax.toFixed(0).padEnd(7)}  ${r.idleCpuPctMedian.toFixed(1).padStart(6)}/${r.idleCpuPctMax.toFixed(1)}`,
+    `${String(r.agents).padStart(6)}  ${r.preBusyPct.toFixed(0).padStart(13)}  ${r.loadAvg1.toFixed(1).padStart(5)}  ${(r.bootSec?.toFixed(1) ?? '-').padStart(19)}  ${(r.convergedSec?.toFixed(1) ?? 'no').padStart(22)}  ${(r.convergeCpuSec?.toFixed(1) ?? '-').padStart(21)}  ${r.rssMbMedian.toFixed(0).padStart(6)}/${r.rssMbMax.toFixed(0).padEnd(7)}  ${r.idleCpuPctMedian.toFixed(1).padStart(6)}/${r.idleCpuPctMax.toFixed(1)}`,
   );
 }
 console.log(JSON.stringify(rows));

@@ -41,6 +41,12 @@ export type GossipNodeEvents = {
  * the bench converged faster with fewer, slightly later publishes (CPU was the bottleneck).
  */
 const PUBLISH_SOON_DELAY_MS = 200;
+/**
+ * Unscheduled publishes are at least this far apart. While N nodes boot at once each learns its peers
+ * one batch after another, and every batch used to send our record again: N² records, each received
+ * about D times per node, on CPUs already busy with handshakes.
+ */
+const PUBLISH_SOON_MIN_GAP_MS = 1_000;
 const MAX_LOGGED_REJECTIONS = 4096;
 
 /**
@@ -70,6 +76,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   private addressesInUse: (() => number) | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private publishSoonTimer: NodeJS.Timeout | undefined;
+  private lastPublishAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(config: GossipConfigInput, logger: Logger, peerSources: readonly PeerSource[] = []) {
     super();
@@ -370,6 +377,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   private async publishOwnRecord(): Promise<void> {
     const libp2p = this.libp2p;
     if (libp2p === undefined || this.lifecycle !== 'running') return;
+    this.lastPublishAtMs = Date.now();
     const record: TopologyRecord = {
       v: TOPOLOGY_RECORD_VERSION,
       name: this.config.nodeName,
@@ -392,10 +400,14 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
 
   private publishSoon(): void {
     if (this.publishSoonTimer !== undefined || this.lifecycle !== 'running') return;
+    const delay = Math.max(
+      PUBLISH_SOON_DELAY_MS,
+      this.lastPublishAtMs + PUBLISH_SOON_MIN_GAP_MS - Date.now(),
+    );
     this.publishSoonTimer = setTimeout(() => {
       this.publishSoonTimer = undefined;
       void this.publishOwnRecord();
-    }, PUBLISH_SOON_DELAY_MS);
+    }, delay);
   }
 
   private async dial(
