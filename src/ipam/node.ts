@@ -55,6 +55,12 @@ export const GATEWAY_ID = 'weft:gateway';
 /** Smallest block a peer gives away, and the smallest share a seeded peer gets. */
 export const DEFAULT_MIN_DONATION = 16;
 const MAX_CONFLICTS = 50;
+/**
+ * How many retry intervals a proposer stays quiet after hearing a lower-named one. A Paxos round on a
+ * loaded machine (20 agents on 2 shared cores) took over 10 s; with 2 intervals the others gave up
+ * waiting mid-round, proposed themselves, and the rounds outbid each other for minutes.
+ */
+const PREFERRED_PROPOSER_YIELD_RETRIES = 4;
 const MAX_CONTAINER_ID = 256;
 
 export interface IpamTiming {
@@ -791,7 +797,8 @@ export class IpamNode {
     const firstWaitOver = fullView && rank === 0 && this.nextAttemptAt === this.firstAttemptAt;
     if (this.nowMs < this.nextAttemptAt && !firstWaitOver) return;
     // A proposer with a lower name is at work: let it finish rather than duel with it.
-    if (this.nowMs - this.lastPreferredPaxosAt < 2 * this.timing.retryMs) return;
+    if (this.nowMs - this.lastPreferredPaxosAt < PREFERRED_PROPOSER_YIELD_RETRIES * this.timing.retryMs)
+      return;
     this.lastRound = Math.max(this.lastRound, this.highestRoundSeen, this.acceptor.promised?.round ?? 0) + 1;
     this.changed();
     const proposal = { round: this.lastRound, proposer: this.peer };

@@ -75,8 +75,10 @@ describe('consensus seeding (single-decree Paxos)', () => {
     const retry = prepares(a);
     expect(retry.map((m) => m.to).sort()).toEqual(['c', 'd']);
     expect(retry[0]?.message).toMatchObject({ proposal: { round: 2, proposer: 'a' } });
-    // Once a stays quiet for two retry intervals, c may propose again.
-    c.tick(10_001);
+    // Once a stays quiet for four retry intervals, c may propose again.
+    c.tick(19_000);
+    expect(prepares(c)).toEqual([]);
+    c.tick(20_001);
     expect(prepares(c).length).toBeGreaterThan(0);
   });
 
