@@ -789,9 +789,11 @@ export class IpamNode {
     const rank = [...this.known].sort().indexOf(this.peer);
     const fullView = this.expectedPeers === undefined || this.known.size >= this.expectedPeers;
     if (this.nextAttemptAt === null) {
-      const firstWait = fullView ? 0 : this.timing.fullViewGraceMs;
-      this.nextAttemptAt =
-        this.nowMs + (rank === 0 ? firstWait : this.timing.retryMs * Math.min(rank, 3) * (1 + this.random()));
+      // The others also leave the first proposer its grace: under load a round takes seconds, and a
+      // second proposer that starts during it duels with the first.
+      const grace = this.timing.fullViewGraceMs;
+      const backOff = this.timing.retryMs * Math.min(rank, 3) * (1 + this.random());
+      this.nextAttemptAt = this.nowMs + (rank === 0 ? (fullView ? 0 : grace) : grace + backOff);
       this.firstAttemptAt = this.nextAttemptAt;
     }
     const firstWaitOver = fullView && rank === 0 && this.nextAttemptAt === this.firstAttemptAt;
