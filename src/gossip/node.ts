@@ -47,6 +47,13 @@ const PUBLISH_SOON_DELAY_MS = 200;
  * about D times per node, on CPUs already busy with handshakes.
  */
 const PUBLISH_SOON_MIN_GAP_MS = 1_000;
+/**
+ * The first heartbeat comes after this long, and each gap doubles up to `heartbeatIntervalMs`. While a
+ * cluster boots, a record sent before a peer joined the mesh never reaches it, and the two sides may miss
+ * each other's records entirely until a heartbeat: with a 10 s heartbeat, 20 booting agents took 10 s to
+ * know each other. The ramp adds about four records per node, all in its first 15 s.
+ */
+const FIRST_HEARTBEAT_MS = 1_000;
 const MAX_LOGGED_REJECTIONS = 4096;
 
 /**
@@ -133,7 +140,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     for (const source of this.peerSources) this.startPeerSource(source);
 
     this.lifecycle = 'running';
-    this.heartbeatTimer = setInterval(() => void this.publishOwnRecord(), this.config.heartbeatIntervalMs);
+    this.scheduleHeartbeat(Math.min(FIRST_HEARTBEAT_MS, this.config.heartbeatIntervalMs));
     const expiryEveryMs = Math.max(
       50,
       Math.min(this.config.heartbeatIntervalMs, this.config.peerTimeoutMs / 4),
@@ -154,7 +161,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     if (this.lifecycle === 'stopped') return;
     this.lifecycle = 'stopped';
     this.stopping.abort(new Error('gossip node stopped'));
-    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.heartbeatTimer);
     clearInterval(this.expiryTimer);
     clearTimeout(this.publishSoonTimer);
     for (const source of this.peerSources) source.stop();
@@ -396,6 +403,15 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     } catch (err) {
       if (this.lifecycle === 'running') this.logger.debug({ err: (err as Error).message }, 'publish failed');
     }
+  }
+
+  private scheduleHeartbeat(delayMs: number): void {
+    this.heartbeatTimer = setTimeout(() => {
+      void this.publishOwnRecord();
+      if (this.lifecycle === 'running') {
+        this.scheduleHeartbeat(Math.min(delayMs * 2, this.config.heartbeatIntervalMs));
+      }
+    }, delayMs);
   }
 
   private publishSoon(): void {
