@@ -2,6 +2,7 @@ import '../src/util/polyfill.js';
 import { cpSync, mkdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { notReadyReason } from '../src/lab/readiness.js';
 import { waitFor } from '../test/helpers/agent.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { NetnsGroup } from '../test/helpers/netns.js';
@@ -78,6 +79,36 @@ function rssMb(pid: number): number {
 
 const log = (message: string) => console.error(`[conv] ${message}`);
 
+/**
+ * TestCluster.waitUntilReady (every agent ready in one sweep of status calls), logging each time the
+ * number of agents not ready changes, with one reason: where the last seconds go.
+ */
+async function waitUntilConverged(cluster: TestCluster, since: number): Promise<void> {
+  const names = cluster.nodes.map((n) => n.name);
+  let notReadyBefore = -1;
+  await waitFor(
+    async () => {
+      const statuses = await Promise.all(names.map((name) => cluster.status(name).catch((e: Error) => e)));
+      const reasons = statuses
+        .map((status, i) =>
+          status instanceof Error
+            ? `${names[i]}: ${status.message}`
+            : notReadyReason(names[i] as string, status, names),
+        )
+        .filter((reason) => reason !== '');
+      if (reasons.length !== notReadyBefore) {
+        notReadyBefore = reasons.length;
+        log(
+          `  +${((Date.now() - since) / 1000).toFixed(1)} s: ${reasons.length} not ready ${reasons[0] ?? ''}`,
+        );
+      }
+      return reasons.length === 0;
+    },
+    120_000,
+    'cluster not ready after 120 s',
+  );
+}
+
 function optionalFlag(flag: string, value: string | undefined): string[] {
   return value === undefined ? [] : [flag, value];
 }
@@ -135,7 +166,7 @@ async function measure(size: number): Promise<Row> {
       const lastStarted = Date.now();
       const ticksAtStart = totalTicks();
       bootSec = (lastStarted - spawned) / 1000;
-      await cluster.waitUntilReady(undefined, 120_000);
+      await waitUntilConverged(cluster, lastStarted);
       convergedSec = (Date.now() - lastStarted) / 1000;
       convergeCpuSec = (totalTicks() - ticksAtStart) / CLOCK_TICKS;
     } catch (error) {

@@ -882,7 +882,10 @@ export class IpamNode {
       [...new Set([...this.known, ...attempt.promises.keys()])].sort(),
     );
     if (value === undefined) return;
-    for (const peer of attempt.promises.keys()) {
+    // Every known peer is asked to accept, not only the promisers (any acceptor may take part in phase
+    // 2): replies lost or late under load are made up by others, and the peers that were not asked used to
+    // stop hearing from this proposer and, after their wait, started duelling rounds of their own.
+    for (const peer of new Set([...attempt.promises.keys(), ...this.known])) {
       if (peer === this.peer) continue;
       this.send(peer, {
         type: 'paxos-accept',

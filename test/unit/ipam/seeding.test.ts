@@ -132,6 +132,23 @@ describe('consensus seeding (single-decree Paxos)', () => {
     expect(preparedTo(lone)).toEqual(['b', 'c']);
   });
 
+  test('the accept phase asks every known peer, not only the promisers', () => {
+    const a = consensus('a', 5);
+    a.setKnownPeers(['a', 'b', 'c', 'd', 'e']);
+    a.tick(0);
+    const prepare = a.drainOutbox().find((m) => m.message.type === 'paxos-prepare');
+    const proposal = (prepare?.message as { proposal: { round: number; proposer: string } }).proposal;
+    for (const from of ['b', 'c']) {
+      a.receive(from, { type: 'paxos-promise', v: 2, range: '10.32.0.0/12', proposal, accepted: null });
+    }
+    const accepts = a.drainOutbox().filter((m) => m.message.type === 'paxos-accept');
+    expect(accepts.map((m) => m.to).sort()).toEqual(['b', 'c', 'd', 'e']);
+    // A peer that never promised may accept, and counts towards the quorum.
+    a.receive('d', { type: 'paxos-accepted', v: 2, range: '10.32.0.0/12', proposal });
+    a.receive('e', { type: 'paxos-accepted', v: 2, range: '10.32.0.0/12', proposal });
+    expect(a.ring).not.toBeNull();
+  });
+
   test('an acceptor restarted from its snapshot keeps its promise (it cannot vote twice)', () => {
     const a = consensus('a', 3);
     a.setKnownPeers(['a', 'b']);
