@@ -136,8 +136,9 @@ describe('consensus seeding (single-decree Paxos)', () => {
     const a = consensus('a', 5);
     a.setKnownPeers(['a', 'b', 'c', 'd', 'e']);
     a.tick(0);
-    const prepare = a.drainOutbox().find((m) => m.message.type === 'paxos-prepare');
-    const proposal = (prepare?.message as { proposal: { round: number; proposer: string } }).proposal;
+    const prepare = a.drainOutbox().find((m) => m.message.type === 'paxos-prepare')?.message;
+    if (prepare?.type !== 'paxos-prepare') throw new Error('a sent no prepare');
+    const { proposal } = prepare;
     for (const from of ['b', 'c']) {
       a.receive(from, { type: 'paxos-promise', v: 2, range: '10.32.0.0/12', proposal, accepted: null });
     }
