@@ -51,12 +51,7 @@ export const gossipConfigSchema = z
       .optional(),
     heartbeatIntervalMs: positiveMs.default(DEFAULT_HEARTBEAT_MS),
     peerTimeoutMs: positiveMs.default(DEFAULT_PEER_TIMEOUT_MS),
-    /**
-     * libp2p ping on every connection: the RTT in status, and a connection that stops answering is
-     * aborted. Each ping is a new stream (multistream negotiation, several frames), so not too often;
-     * a peer that went away is noticed by its missing records anyway.
-     */
-    pingIntervalMs: positiveMs.default(30_000),
+    pingIntervalMs: positiveMs.default(10_000),
     dialTimeoutMs: positiveMs.default(10_000),
     backoff: backoffSchema.prefault({}),
     /** Full mesh up to this many other nodes, then a ring lattice of about this degree (see connections.ts). */

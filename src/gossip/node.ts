@@ -48,12 +48,13 @@ const PUBLISH_SOON_DELAY_MS = 200;
  */
 const PUBLISH_SOON_MIN_GAP_MS = 1_000;
 /**
- * The first heartbeat comes after this long, and each gap doubles up to `heartbeatIntervalMs`. While a
- * cluster boots, a record sent before a peer joined the mesh never reaches it, and the two sides may miss
+ * The first heartbeat comes after this long, and each gap grows by half up to `heartbeatIntervalMs`. While
+ * a cluster boots, a record sent before a peer joined the mesh never reaches it, and the two sides may miss
  * each other's records entirely until a heartbeat: with a 10 s heartbeat, 20 booting agents took 10 s to
- * know each other. The ramp adds about four records per node, all in its first 15 s.
+ * know each other. With the ramp the first heartbeats go 1, 2.5, 4.8, 8.1, 13 and 21 s after start.
  */
 const FIRST_HEARTBEAT_MS = 1_000;
+const HEARTBEAT_RAMP = 1.5;
 const MAX_LOGGED_REJECTIONS = 4096;
 
 /**
@@ -409,7 +410,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     this.heartbeatTimer = setTimeout(() => {
       void this.publishOwnRecord();
       if (this.lifecycle === 'running') {
-        this.scheduleHeartbeat(Math.min(delayMs * 2, this.config.heartbeatIntervalMs));
+        this.scheduleHeartbeat(Math.min(delayMs * HEARTBEAT_RAMP, this.config.heartbeatIntervalMs));
       }
     }, delayMs);
   }
