@@ -51,7 +51,8 @@ export const gossipConfigSchema = z
       .optional(),
     heartbeatIntervalMs: positiveMs.default(DEFAULT_HEARTBEAT_MS),
     peerTimeoutMs: positiveMs.default(DEFAULT_PEER_TIMEOUT_MS),
-    pingIntervalMs: positiveMs.default(10_000),
+    /** libp2p ping on every connection (RTT; a connection that stops answering is aborted); see node.ts. */
+    pingIntervalMs: positiveMs.default(30_000),
     dialTimeoutMs: positiveMs.default(10_000),
     backoff: backoffSchema.prefault({}),
     /** Full mesh up to this many other nodes, then a ring lattice of about this degree (see connections.ts). */

@@ -54,6 +54,12 @@ const PUBLISH_SOON_MIN_GAP_MS = 1_000;
  * know each other. With the ramp the first heartbeats go 1, 2.5, 4.8, 8.1, 13 and 21 s after start.
  */
 const FIRST_HEARTBEAT_MS = 1_000;
+/**
+ * libp2p's connection monitor pings every `pingIntervalMs` (30 s by default: each ping is a new stream,
+ * and at 10 s the pings of 20 agents cost a fifth of their idle CPU), so a new connection would show no
+ * RTT for up to that long. It is pinged once this long after it opens instead, off the busy boot moment.
+ */
+const FIRST_PING_DELAY_MS = 3_000;
 const HEARTBEAT_RAMP = 1.5;
 const MAX_LOGGED_REJECTIONS = 4096;
 
@@ -85,6 +91,8 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   private expiryTimer: NodeJS.Timeout | undefined;
   private publishSoonTimer: NodeJS.Timeout | undefined;
   private lastPublishAtMs = Number.NEGATIVE_INFINITY;
+  private readonly firstRttByPeer = new Map<string, number>();
+  private readonly firstPingTimers = new Set<NodeJS.Timeout>();
 
   constructor(config: GossipConfigInput, logger: Logger, peerSources: readonly PeerSource[] = []) {
     super();
@@ -165,6 +173,8 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     clearTimeout(this.heartbeatTimer);
     clearInterval(this.expiryTimer);
     clearTimeout(this.publishSoonTimer);
+    for (const timer of this.firstPingTimers) clearTimeout(timer);
+    this.firstPingTimers.clear();
     for (const source of this.peerSources) source.stop();
     this.connectionMaker?.stop();
     for (const channel of this.channels.values()) channel.close();
@@ -213,7 +223,10 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     }
     return known.map((peer) => ({
       ...peer,
-      rttMs: peer.state === 'reachable' ? rttByPeer.get(peer.peerId) : undefined,
+      rttMs:
+        peer.state === 'reachable'
+          ? (rttByPeer.get(peer.peerId) ?? this.firstRttByPeer.get(peer.peerId))
+          : undefined,
     }));
   }
 
@@ -288,12 +301,32 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
 
   private readonly onPeerConnect = (event: CustomEvent<PeerId>): void => {
     this.connectionMaker?.peerConnected(event.detail.toString());
+    this.pingOnceSoon(event.detail);
   };
 
   private readonly onPeerDisconnect = (event: CustomEvent<PeerId>): void => {
     const peerId = event.detail.toString();
+    this.firstRttByPeer.delete(peerId);
     this.connectionMaker?.peerDisconnected(peerId);
   };
+
+  private pingOnceSoon(peer: PeerId): void {
+    const timer = setTimeout(() => {
+      this.firstPingTimers.delete(timer);
+      const libp2p = this.libp2p;
+      // Only over a connection that is still there: a ping to a peer without one would dial it.
+      if (libp2p === undefined || this.lifecycle !== 'running' || libp2p.getConnections(peer).length === 0)
+        return;
+      libp2p.services.ping
+        .ping(peer, { signal: AbortSignal.timeout(this.config.dialTimeoutMs) })
+        .then((rttMs) => {
+          if (libp2p.getConnections(peer).length > 0) this.firstRttByPeer.set(peer.toString(), rttMs);
+        })
+        .catch(() => undefined);
+    }, FIRST_PING_DELAY_MS);
+    timer.unref();
+    this.firstPingTimers.add(timer);
+  }
 
   private receiveRecord(data: Uint8Array, signedBy: string | undefined): void {
     const topology = this.topology;
