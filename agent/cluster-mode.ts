@@ -53,7 +53,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
     peer: config.nodeName,
     clusterRange: config.clusterCidr,
     seeding: kube?.seeding ?? config.seeding,
-    timing: { retryMs: IPAM_RETRY_MS },
+    timing: { retryMs: IPAM_RETRY_MS, fullViewGraceMs: IPAM_RETRY_MS },
   };
   const saved = await loadIpamState(config.stateDir, {
     clusterRange: config.clusterCidr,

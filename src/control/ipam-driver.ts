@@ -94,9 +94,16 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     await Promise.all(this.sending);
   }
 
-  /** The topology's reachable peers changed (the expected cluster size comes with the seeding mode). */
+  /**
+   * The topology's reachable peers changed (the expected cluster size comes with the seeding mode).
+   * Ticks at once: a proposer that now knows a quorum, or a prepare phase that can ask a new peer,
+   * need not wait for the next timer tick.
+   */
   setKnownPeers(names: Iterable<string>): Promise<void> {
-    return this.apply((ipam) => ipam.setKnownPeers(names));
+    return this.apply((ipam) => {
+      ipam.setKnownPeers(names);
+      ipam.tick(this.now());
+    });
   }
 
   /** Allocates for a container; resolves only once the allocation is on disk. */

@@ -7,8 +7,8 @@ import { DEFAULT_MAX_RECORD_BYTES } from './records.js';
 
 export const DEFAULT_GOSSIP_PORT = 6783;
 export const DEFAULT_DATA_PORT = GPE_DEFAULT_PORT;
-export const DEFAULT_HEARTBEAT_MS = 5_000;
-export const DEFAULT_PEER_TIMEOUT_MS = 20_000;
+export const DEFAULT_HEARTBEAT_MS = 10_000;
+export const DEFAULT_PEER_TIMEOUT_MS = 40_000;
 export const DEFAULT_STATE_DIR = '/var/lib/weft';
 
 const port = z.int().min(1).max(65_535);
@@ -51,7 +51,8 @@ export const gossipConfigSchema = z
       .optional(),
     heartbeatIntervalMs: positiveMs.default(DEFAULT_HEARTBEAT_MS),
     peerTimeoutMs: positiveMs.default(DEFAULT_PEER_TIMEOUT_MS),
-    pingIntervalMs: positiveMs.default(10_000),
+    /** libp2p ping on every connection (RTT; a connection that stops answering is aborted); see node.ts. */
+    pingIntervalMs: positiveMs.default(30_000),
     dialTimeoutMs: positiveMs.default(10_000),
     backoff: backoffSchema.prefault({}),
     /** Full mesh up to this many other nodes, then a ring lattice of about this degree (see connections.ts). */
@@ -66,12 +67,16 @@ export const gossipConfigSchema = z
       .min(256)
       .max(64 * 1024)
       .default(DEFAULT_MAX_RECORD_BYTES),
-    /** gossipsub mesh degree (target, low and high watermarks); each message reaches a node about D times. */
+    /**
+     * gossipsub mesh degree (target, low and high watermarks); each message reaches a node about D to
+     * Dhi times, and every copy costs CPU. Below gossipsub's 6/4/12: our own records are flood-published
+     * to every direct neighbour and repeated each heartbeat, so the mesh only needs to stay connected.
+     */
     mesh: z
       .object({
-        D: z.int().min(1).default(6),
-        Dlo: z.int().min(1).default(4),
-        Dhi: z.int().min(1).default(12),
+        D: z.int().min(1).default(4),
+        Dlo: z.int().min(1).default(3),
+        Dhi: z.int().min(1).default(6),
       })
       .prefault({})
       .refine((mesh) => mesh.Dlo <= mesh.D && mesh.D <= mesh.Dhi, 'mesh degrees need Dlo <= D <= Dhi'),

@@ -56,6 +56,7 @@ interface Target {
   learnedAtMs: number;
   /** Order among configured addresses not yet matched to a record: random, so nodes spread over seeds. */
   seedRank: number;
+  addedAtMs: number;
   state: ConnectionState | 'idle';
   attempts: number;
   lastError: string | undefined;
@@ -71,7 +72,8 @@ interface Target {
  * hold one connection and the degree stays bounded as the cluster grows; a node short of connections
  * also dials the others after a grace period. Configured addresses (from peer sources) are seeds: one
  * whose node is known from a record follows the learned-peer rule like any other (it is kept, never
- * dropped); the others are dialed, up to `targetDegree` new dials at a time (at least one), and
+ * dropped); the others are dialed while the node has fewer than half `targetDegree` connections
+ * (the other half come inbound), or one at a time once a seed stays unknown for `tieBreakGraceMs`, and
  * retried for good. Dialing every configured address (in Kubernetes, every node) made a full mesh
  * dialed from both ends, whose handshakes saturated the CPU of a 20-node boot.
  * Failed dials retry with capped, jittered exponential backoff. Dialing our own address is `failed`
@@ -171,6 +173,7 @@ export class ConnectionMaker {
         learnedPeerId: undefined,
         learnedAtMs: 0,
         seedRank: this.random(),
+        addedAtMs: this.now(),
         state: 'idle',
         attempts: 0,
         lastError: undefined,
@@ -207,13 +210,26 @@ export class ConnectionMaker {
     undecided.sort((a, b) => Number(underWay(b)) - Number(underWay(a)) || a.seedRank - b.seedRank);
     let fallbackBudget = Math.max(0, this.options.minConnectedPeers - this.connectedPeers.size);
     const decisions = undecided.map((target) => ({ target, decision: this.classify(target) }));
+    // Seeds fill half the target degree: the other half arrives inbound, as everyone else dials its seeds
+    // too. Dialing seeds up to the full degree (and one at a time beyond it) while records were still
+    // on their way gave a booting 20-node cluster a full mesh, 190 handshakes on busy CPUs. A seed
+    // still unknown after the grace period is dialed anyway, one at a time: it may be in another island.
+    const seedGraceEndsAt = (target: Target) => target.addedAtMs + this.options.tieBreakGraceMs;
+    const overdueSeed = decisions.some(
+      ({ target, decision }) =>
+        decision === 'seed' && !underWay(target) && this.now() >= seedGraceEndsAt(target),
+    );
     let seedBudget =
-      Math.max(1, this.options.targetDegree - this.connectedPeers.size) -
+      Math.max(overdueSeed ? 1 : 0, Math.ceil(this.options.targetDegree / 2) - this.connectedPeers.size) -
       decisions.filter(({ target, decision }) => decision === 'seed' && target.state === 'connecting').length;
     for (const { target, decision } of decisions) {
       if (decision === 'seed') {
         if (underWay(target)) continue;
-        if (seedBudget <= 0) continue;
+        if (seedBudget <= 0) {
+          if (this.now() < seedGraceEndsAt(target))
+            nextGraceExpiry = Math.min(nextGraceExpiry, seedGraceEndsAt(target));
+          continue;
+        }
         seedBudget -= 1;
       }
       if (decision === 'fallback') {

@@ -26,6 +26,9 @@ export function gossipsubOptions(mesh: { D: number; Dlo: number; Dhi: number }):
     Dhi: mesh.Dhi,
     Dscore: Math.min(4, mesh.D),
     Dout: Math.min(2, mesh.Dlo - 1, Math.floor(mesh.D / 2)),
+    // IHAVE gossip to this many peers outside the mesh each second (default 6): a repair path that
+    // our periodic records make mostly redundant.
+    Dlazy: mesh.Dlo,
     // Nodes behind one IP (tests, NAT) must not be scored into the graylist.
     scoreParams: { IPColocationFactorWeight: 0 },
   };

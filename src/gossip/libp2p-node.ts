@@ -10,6 +10,7 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 import type { GossipConfig } from './config.js';
 import { gossipsubOptions } from './gossipsub-options.js';
 import { tcpMultiaddr } from './peer-source.js';
+import { installLazyYamuxWindowUpdates } from './yamux-window-updates.js';
 
 export type GossipServices = { identify: Identify; ping: Ping; pubsub: GossipSub };
 export type GossipLibp2p = Libp2p<GossipServices>;
@@ -23,6 +24,7 @@ export async function createGossipLibp2p(
   const dialOpts: TCPSocketOptions & { localAddress?: string } =
     config.listenAddress === '0.0.0.0' ? {} : { localAddress: config.listenAddress };
   const psk = config.clusterSecret;
+  installLazyYamuxWindowUpdates();
   return createLibp2p({
     privateKey,
     addresses: { listen: [tcpMultiaddr(config.listenAddress, config.listenPort)] },

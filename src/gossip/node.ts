@@ -41,6 +41,26 @@ export type GossipNodeEvents = {
  * the bench converged faster with fewer, slightly later publishes (CPU was the bottleneck).
  */
 const PUBLISH_SOON_DELAY_MS = 200;
+/**
+ * Unscheduled publishes are at least this far apart. While N nodes boot at once each learns its peers
+ * one batch after another, and every batch used to send our record again: N² records, each received
+ * about D times per node, on CPUs already busy with handshakes.
+ */
+const PUBLISH_SOON_MIN_GAP_MS = 1_000;
+/**
+ * The first heartbeat comes after this long, and each gap grows by half up to `heartbeatIntervalMs`. While
+ * a cluster boots, a record sent before a peer joined the mesh never reaches it, and the two sides may miss
+ * each other's records entirely until a heartbeat: with a 10 s heartbeat, 20 booting agents took 10 s to
+ * know each other. With the ramp the first heartbeats go 1, 2.5, 4.8, 8.1, 13 and 21 s after start.
+ */
+const FIRST_HEARTBEAT_MS = 1_000;
+/**
+ * libp2p's connection monitor pings every `pingIntervalMs` (30 s by default: each ping is a new stream,
+ * and at 10 s the pings of 20 agents cost a fifth of their idle CPU), so a new connection would show no
+ * RTT for up to that long. It is pinged once this long after it opens instead, off the busy boot moment.
+ */
+const FIRST_PING_DELAY_MS = 3_000;
+const HEARTBEAT_RAMP = 1.5;
 const MAX_LOGGED_REJECTIONS = 4096;
 
 /**
@@ -70,6 +90,9 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   private addressesInUse: (() => number) | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private publishSoonTimer: NodeJS.Timeout | undefined;
+  private lastPublishAtMs = Number.NEGATIVE_INFINITY;
+  private readonly firstRttByPeer = new Map<string, number>();
+  private readonly firstPingTimers = new Set<NodeJS.Timeout>();
 
   constructor(config: GossipConfigInput, logger: Logger, peerSources: readonly PeerSource[] = []) {
     super();
@@ -126,7 +149,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     for (const source of this.peerSources) this.startPeerSource(source);
 
     this.lifecycle = 'running';
-    this.heartbeatTimer = setInterval(() => void this.publishOwnRecord(), this.config.heartbeatIntervalMs);
+    this.scheduleHeartbeat(Math.min(FIRST_HEARTBEAT_MS, this.config.heartbeatIntervalMs));
     const expiryEveryMs = Math.max(
       50,
       Math.min(this.config.heartbeatIntervalMs, this.config.peerTimeoutMs / 4),
@@ -147,9 +170,11 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     if (this.lifecycle === 'stopped') return;
     this.lifecycle = 'stopped';
     this.stopping.abort(new Error('gossip node stopped'));
-    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.heartbeatTimer);
     clearInterval(this.expiryTimer);
     clearTimeout(this.publishSoonTimer);
+    for (const timer of this.firstPingTimers) clearTimeout(timer);
+    this.firstPingTimers.clear();
     for (const source of this.peerSources) source.stop();
     this.connectionMaker?.stop();
     for (const channel of this.channels.values()) channel.close();
@@ -198,7 +223,10 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     }
     return known.map((peer) => ({
       ...peer,
-      rttMs: peer.state === 'reachable' ? rttByPeer.get(peer.peerId) : undefined,
+      rttMs:
+        peer.state === 'reachable'
+          ? (rttByPeer.get(peer.peerId) ?? this.firstRttByPeer.get(peer.peerId))
+          : undefined,
     }));
   }
 
@@ -273,12 +301,32 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
 
   private readonly onPeerConnect = (event: CustomEvent<PeerId>): void => {
     this.connectionMaker?.peerConnected(event.detail.toString());
+    this.pingOnceSoon(event.detail);
   };
 
   private readonly onPeerDisconnect = (event: CustomEvent<PeerId>): void => {
     const peerId = event.detail.toString();
+    this.firstRttByPeer.delete(peerId);
     this.connectionMaker?.peerDisconnected(peerId);
   };
+
+  private pingOnceSoon(peer: PeerId): void {
+    const timer = setTimeout(() => {
+      this.firstPingTimers.delete(timer);
+      const libp2p = this.libp2p;
+      // Only over a connection that is still there: a ping to a peer without one would dial it.
+      if (libp2p === undefined || this.lifecycle !== 'running' || libp2p.getConnections(peer).length === 0)
+        return;
+      libp2p.services.ping
+        .ping(peer, { signal: AbortSignal.timeout(this.config.dialTimeoutMs) })
+        .then((rttMs) => {
+          if (libp2p.getConnections(peer).length > 0) this.firstRttByPeer.set(peer.toString(), rttMs);
+        })
+        .catch(() => undefined);
+    }, FIRST_PING_DELAY_MS);
+    timer.unref();
+    this.firstPingTimers.add(timer);
+  }
 
   private receiveRecord(data: Uint8Array, signedBy: string | undefined): void {
     const topology = this.topology;
@@ -370,6 +418,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   private async publishOwnRecord(): Promise<void> {
     const libp2p = this.libp2p;
     if (libp2p === undefined || this.lifecycle !== 'running') return;
+    this.lastPublishAtMs = Date.now();
     const record: TopologyRecord = {
       v: TOPOLOGY_RECORD_VERSION,
       name: this.config.nodeName,
@@ -390,12 +439,25 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     }
   }
 
+  private scheduleHeartbeat(delayMs: number): void {
+    this.heartbeatTimer = setTimeout(() => {
+      void this.publishOwnRecord();
+      if (this.lifecycle === 'running') {
+        this.scheduleHeartbeat(Math.min(delayMs * HEARTBEAT_RAMP, this.config.heartbeatIntervalMs));
+      }
+    }, delayMs);
+  }
+
   private publishSoon(): void {
     if (this.publishSoonTimer !== undefined || this.lifecycle !== 'running') return;
+    const delay = Math.max(
+      PUBLISH_SOON_DELAY_MS,
+      this.lastPublishAtMs + PUBLISH_SOON_MIN_GAP_MS - Date.now(),
+    );
     this.publishSoonTimer = setTimeout(() => {
       this.publishSoonTimer = undefined;
       void this.publishOwnRecord();
-    }, PUBLISH_SOON_DELAY_MS);
+    }, delay);
   }
 
   private async dial(

@@ -55,6 +55,12 @@ export const GATEWAY_ID = 'weft:gateway';
 /** Smallest block a peer gives away, and the smallest share a seeded peer gets. */
 export const DEFAULT_MIN_DONATION = 16;
 const MAX_CONFLICTS = 50;
+/**
+ * How many retry intervals a proposer stays quiet after hearing a lower-named one. A Paxos round on a
+ * loaded machine (20 agents on 2 shared cores) took over 10 s; with 2 intervals the others gave up
+ * waiting mid-round, proposed themselves, and the rounds outbid each other for minutes.
+ */
+const PREFERRED_PROPOSER_YIELD_RETRIES = 4;
 const MAX_CONTAINER_ID = 256;
 
 export interface IpamTiming {
@@ -62,8 +68,15 @@ export interface IpamTiming {
   readonly retryMs: number;
   /** The whole ring is gossiped at least this often, which repairs lost messages. */
   readonly gossipMs: number;
+  /**
+   * With an expected cluster size, how long the first proposer waits, once it knows a quorum, to hear
+   * of every expected peer. The first ring splits the range among the peers the proposer knows; one it
+   * had not heard of yet must later ask a donor for space, which waits for the owners' free counts and
+   * takes seconds longer than the whole Paxos round. 0: propose on a quorum at once.
+   */
+  readonly fullViewGraceMs: number;
 }
-export const DEFAULT_IPAM_TIMING: IpamTiming = { retryMs: 5_000, gossipMs: 30_000 };
+export const DEFAULT_IPAM_TIMING: IpamTiming = { retryMs: 5_000, gossipMs: 30_000, fullViewGraceMs: 0 };
 
 export interface IpamConfig {
   readonly peer: string;
@@ -129,6 +142,8 @@ export class IpamNode {
   private highestRoundSeen = 0;
   private attempt: ProposalAttempt | null = null;
   private nextAttemptAt: number | null = null;
+  /** The first attempt's wait (rank order, full-view grace), which a complete view may cut short. */
+  private firstAttemptAt: number | null = null;
   /**
    * When a proposer that sorts before this node last showed Paxos activity (prepared, asked to accept,
    * or outbid us). Proposers yield to lower names, so concurrent proposers (each ranking itself first
@@ -769,16 +784,23 @@ export class IpamNode {
     // Rank only once a quorum is known: a node that saw only itself would rank itself first, and
     // every node would propose at once and duel.
     if (this.known.size < this.quorum) return;
+    // The lowest-named peer proposes first; the others hold back, so that a large cluster does not
+    // start with hundreds of duelling proposers.
+    const rank = [...this.known].sort().indexOf(this.peer);
+    const fullView = this.expectedPeers === undefined || this.known.size >= this.expectedPeers;
     if (this.nextAttemptAt === null) {
-      // The lowest-named peer proposes first; the others hold back, so that a large cluster does not
-      // start with hundreds of duelling proposers.
-      const rank = [...this.known].sort().indexOf(this.peer);
-      this.nextAttemptAt =
-        this.nowMs + (rank === 0 ? 0 : this.timing.retryMs * Math.min(rank, 3) * (1 + this.random()));
+      // The others also leave the first proposer its grace: under load a round takes seconds, and a
+      // second proposer that starts during it duels with the first.
+      const grace = this.timing.fullViewGraceMs;
+      const backOff = this.timing.retryMs * Math.min(rank, 3) * (1 + this.random());
+      this.nextAttemptAt = this.nowMs + (rank === 0 ? (fullView ? 0 : grace) : grace + backOff);
+      this.firstAttemptAt = this.nextAttemptAt;
     }
-    if (this.nowMs < this.nextAttemptAt) return;
+    const firstWaitOver = fullView && rank === 0 && this.nextAttemptAt === this.firstAttemptAt;
+    if (this.nowMs < this.nextAttemptAt && !firstWaitOver) return;
     // A proposer with a lower name is at work: let it finish rather than duel with it.
-    if (this.nowMs - this.lastPreferredPaxosAt < 2 * this.timing.retryMs) return;
+    if (this.nowMs - this.lastPreferredPaxosAt < PREFERRED_PROPOSER_YIELD_RETRIES * this.timing.retryMs)
+      return;
     this.lastRound = Math.max(this.lastRound, this.highestRoundSeen, this.acceptor.promised?.round ?? 0) + 1;
     this.changed();
     const proposal = { round: this.lastRound, proposer: this.peer };
@@ -860,7 +882,10 @@ export class IpamNode {
       [...new Set([...this.known, ...attempt.promises.keys()])].sort(),
     );
     if (value === undefined) return;
-    for (const peer of attempt.promises.keys()) {
+    // Every known peer is asked to accept, not only the promisers (any acceptor may take part in phase
+    // 2): replies lost or late under load are made up by others, and the peers that were not asked used to
+    // stop hearing from this proposer and, after their wait, started duelling rounds of their own.
+    for (const peer of new Set([...attempt.promises.keys(), ...this.known])) {
       if (peer === this.peer) continue;
       this.send(peer, {
         type: 'paxos-accept',

@@ -211,8 +211,8 @@ describe('ConnectionMaker', () => {
     expect(dialer.calls).toHaveLength(1);
   });
 
-  it('dials at most targetDegree unknown configured addresses at a time', async () => {
-    make({ targetDegree: 3, minConnectedPeers: 0 });
+  it('dials unknown configured addresses only up to half the target degree', async () => {
+    make({ targetDegree: 6, minConnectedPeers: 0, tieBreakGraceMs: 10_000 });
     const pending = new Map<string, (peerId: string) => void>();
     dialer.dial = (address, expectedPeerId) =>
       new Promise((resolve) => {
@@ -223,6 +223,10 @@ describe('ConnectionMaker', () => {
     maker.setSourceAddresses('static', addresses);
     await vi.advanceTimersByTimeAsync(0);
     expect(dialer.calls).toHaveLength(3);
+    // Peers that dialed us count: with three inbound connections no further seed is dialed.
+    for (const peerId of ['12D3KooWX', '12D3KooWY', '12D3KooWZ']) maker.peerConnected(peerId);
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(dialer.calls).toHaveLength(3);
     // One dial comes back, and its record names every other node: the learned-peer rule takes over.
     const [first] = dialer.calls;
     pending.get(first?.address as string)?.('12D3KooWA');
@@ -231,6 +235,25 @@ describe('ConnectionMaker', () => {
     await vi.advanceTimersByTimeAsync(5_000);
     // Every one of them has a lower ID than ours, so they dial us: nothing new is dialed.
     expect(dialer.calls).toHaveLength(3);
+  });
+
+  it('dials a seed still unknown after the grace period, one at a time', async () => {
+    make({ targetDegree: 2, minConnectedPeers: 0, tieBreakGraceMs: 1_000 });
+    dialer.dial = (address, expectedPeerId, signal) => {
+      dialer.calls.push({ address, expectedPeerId });
+      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+    };
+    maker.peerConnected('12D3KooWX');
+    maker.setSourceAddresses('static', [addr(1), addr(2), addr(3)]);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(dialer.calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(2);
+    expect(dialer.calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(dialer.calls).toHaveLength(1);
+    // The pending dial settles (and clears its timeout) once stop aborts it.
+    maker.stop();
+    await vi.advanceTimersByTimeAsync(0);
   });
 
   it('does not redial a configured address whose node is learned to dial us', async () => {

@@ -75,8 +75,10 @@ describe('consensus seeding (single-decree Paxos)', () => {
     const retry = prepares(a);
     expect(retry.map((m) => m.to).sort()).toEqual(['c', 'd']);
     expect(retry[0]?.message).toMatchObject({ proposal: { round: 2, proposer: 'a' } });
-    // Once a stays quiet for two retry intervals, c may propose again.
-    c.tick(10_001);
+    // Once a stays quiet for four retry intervals, c may propose again.
+    c.tick(19_000);
+    expect(prepares(c)).toEqual([]);
+    c.tick(20_001);
     expect(prepares(c).length).toBeGreaterThan(0);
   });
 
@@ -95,6 +97,57 @@ describe('consensus seeding (single-decree Paxos)', () => {
     expect(preparedTo()).toEqual(['d']);
     a.tick(1_000);
     expect(preparedTo()).toEqual([]);
+  });
+
+  test('with a full-view grace the first proposer waits for every expected peer, or for the grace', () => {
+    const withGrace = (peer: string) =>
+      IpamNode.create({
+        peer,
+        seeding: { kind: 'consensus', expectedPeers: 4 },
+        timing: { fullViewGraceMs: 5_000 },
+        random: () => 0.5,
+      });
+    const preparedTo = (node: IpamNode) =>
+      node
+        .drainOutbox()
+        .filter((m) => m.message.type === 'paxos-prepare')
+        .map((m) => m.to)
+        .sort();
+    // A quorum (3 of 4) is known, not everyone: a waits, so that d gets space in the first ring.
+    const a = withGrace('a');
+    a.setKnownPeers(['a', 'b', 'c']);
+    a.tick(0);
+    a.tick(4_000);
+    expect(preparedTo(a)).toEqual([]);
+    a.setKnownPeers(['a', 'b', 'c', 'd']);
+    a.tick(4_100);
+    expect(preparedTo(a)).toEqual(['b', 'c', 'd']);
+    // d never shows up: the grace ends and a proposes to the quorum it knows.
+    const lone = withGrace('a');
+    lone.setKnownPeers(['a', 'b', 'c']);
+    lone.tick(0);
+    lone.tick(4_999);
+    expect(preparedTo(lone)).toEqual([]);
+    lone.tick(5_000);
+    expect(preparedTo(lone)).toEqual(['b', 'c']);
+  });
+
+  test('the accept phase asks every known peer, not only the promisers', () => {
+    const a = consensus('a', 5);
+    a.setKnownPeers(['a', 'b', 'c', 'd', 'e']);
+    a.tick(0);
+    const prepare = a.drainOutbox().find((m) => m.message.type === 'paxos-prepare')?.message;
+    if (prepare?.type !== 'paxos-prepare') throw new Error('a sent no prepare');
+    const { proposal } = prepare;
+    for (const from of ['b', 'c']) {
+      a.receive(from, { type: 'paxos-promise', v: 2, range: '10.32.0.0/12', proposal, accepted: null });
+    }
+    const accepts = a.drainOutbox().filter((m) => m.message.type === 'paxos-accept');
+    expect(accepts.map((m) => m.to).sort()).toEqual(['b', 'c', 'd', 'e']);
+    // A peer that never promised may accept, and counts towards the quorum.
+    a.receive('d', { type: 'paxos-accepted', v: 2, range: '10.32.0.0/12', proposal });
+    a.receive('e', { type: 'paxos-accepted', v: 2, range: '10.32.0.0/12', proposal });
+    expect(a.ring).not.toBeNull();
   });
 
   test('an acceptor restarted from its snapshot keeps its promise (it cannot vote twice)', () => {
