@@ -45,7 +45,8 @@ export interface CniServiceDeps {
 
 export class CniService {
   private readonly locks = new Map<string, Promise<void>>();
-  private bridgePinned = false;
+  /** One pinning for all ADDs: a burst of first ADDs would otherwise each run `ip link set`. */
+  private bridgePinned: Promise<void> | undefined;
 
   constructor(private readonly deps: CniServiceDeps) {}
 
@@ -93,8 +94,11 @@ export class CniService {
       }
       const spec = this.linkSpec(request, node, allocation.address, allocation.gateway);
       try {
-        if (!this.bridgePinned) await pinBridgeMac(this.deps.bridge);
-        this.bridgePinned = true;
+        this.bridgePinned ??= pinBridgeMac(this.deps.bridge).catch((error: unknown) => {
+          this.bridgePinned = undefined;
+          throw error;
+        });
+        await this.bridgePinned;
         await this.deps.links.attach(spec);
       } catch (error) {
         await this.deps.ipam.release(key);
