@@ -421,6 +421,17 @@ static void json_record_field(struct json_parser *p, size_t start, enum json_kin
   }
 }
 
+/** After an object member or array element: 0 at `close`, 1 after a ',', -1 on anything else. */
+static int json_after_member(struct json_parser *p, unsigned char close) {
+  json_skip_space(p);
+  if (p->pos >= p->n) return json_error(p, "unexpected end of input");
+  unsigned char c = p->s[p->pos++];
+  if (c == close) return 0;
+  if (c == ',') return 1;
+  p->pos--;
+  return json_error(p, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+}
+
 static int json_object(struct json_parser *p) {
   int top_level = p->depth == 1;
   p->pos++;
@@ -448,14 +459,8 @@ static int json_object(struct json_parser *p) {
                         first == '"'                       ? JSON_STRING
                         : first == '-' || isdigit(first) ? JSON_NUMBER
                                                            : JSON_OTHER);
-    json_skip_space(p);
-    if (p->pos >= p->n) return json_error(p, "unexpected end of input");
-    unsigned char c = p->s[p->pos++];
-    if (c == '}') return 0;
-    if (c != ',') {
-      p->pos--;
-      return json_error(p, "expected ',' or '}'");
-    }
+    int next = json_after_member(p, '}');
+    if (next <= 0) return next;
   }
 }
 
@@ -468,14 +473,8 @@ static int json_array(struct json_parser *p) {
   }
   for (;;) {
     if (json_value(p) < 0) return -1;
-    json_skip_space(p);
-    if (p->pos >= p->n) return json_error(p, "unexpected end of input");
-    unsigned char c = p->s[p->pos++];
-    if (c == ']') return 0;
-    if (c != ',') {
-      p->pos--;
-      return json_error(p, "expected ',' or ']'");
-    }
+    int next = json_after_member(p, ']');
+    if (next <= 0) return next;
   }
 }
 
