@@ -66,7 +66,13 @@ const MAX_CONTAINER_ID = 256;
 export interface IpamTiming {
   /** Space requests and Paxos attempts are retried after this long without an answer. */
   readonly retryMs: number;
-  /** The whole ring is gossiped at least this often, which repairs lost messages. */
+  /**
+   * Every node gossips the whole ring about this often (±25 %) while the cluster has at most
+   * RING_GOSSIPERS_PER_INTERVAL nodes, which repairs lost messages; in larger clusters each node waits
+   * proportionally longer, so that the cluster as a whole still sends a full ring about every
+   * gossipMs / RING_GOSSIPERS_PER_INTERVAL (6 s by default) instead of N per gossipMs: any node's ring
+   * repairs everyone, and 20 agents' rings every 30 s were a quarter of their idle CPU.
+   */
   readonly gossipMs: number;
   /**
    * With an expected cluster size, how long the first proposer waits, once it knows a quorum, to hear
@@ -77,6 +83,7 @@ export interface IpamTiming {
   readonly fullViewGraceMs: number;
 }
 export const DEFAULT_IPAM_TIMING: IpamTiming = { retryMs: 5_000, gossipMs: 30_000, fullViewGraceMs: 0 };
+export const RING_GOSSIPERS_PER_INTERVAL = 5;
 
 export interface IpamConfig {
   readonly peer: string;
@@ -159,6 +166,8 @@ export class IpamNode {
   private broadcastPending = false;
   private outbox: Outbound[] = [];
   private lastGossipAt = Number.NEGATIVE_INFINITY;
+  /** Drawn per broadcast: nodes seeded together would otherwise gossip their rings in lockstep. */
+  private gossipJitter = 1;
   private lastRingRequestAt = Number.NEGATIVE_INFINITY;
   private spaceRequest: { readonly to: string; readonly sentAt: number } | null = null;
   private readonly deniedUntil = new Map<string, number>();
@@ -352,6 +361,7 @@ export class IpamNode {
     if (this.broadcastPending && this.ringState !== null) {
       this.outbox.push({ to: BROADCAST, message: this.ringMessage() });
       this.lastGossipAt = this.nowMs;
+      this.gossipJitter = 0.75 + this.random() / 2;
     }
     this.broadcastPending = false;
     const out = this.outbox;
@@ -383,7 +393,13 @@ export class IpamNode {
     }
     this.reportFreeIfChanged(false);
     this.maybeRequestSpace();
-    if (this.nowMs - this.lastGossipAt >= this.timing.gossipMs) this.broadcastPending = true;
+    if (this.nowMs - this.lastGossipAt >= this.ringGossipIntervalMs() * this.gossipJitter)
+      this.broadcastPending = true;
+  }
+
+  /** See IpamTiming.gossipMs; each wait is this times a random factor in [0.75, 1.25). */
+  ringGossipIntervalMs(): number {
+    return this.timing.gossipMs * Math.max(1, this.known.size / RING_GOSSIPERS_PER_INTERVAL);
   }
 
   /** Handles a message validated by parseIpamMessage; `from` is the authenticated sender. */
