@@ -1,6 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import { ipv4ToUint32, uint32ToIpv4 } from '../dataplane/io.js';
 import type { PeerRoute } from '../dataplane/route-table.js';
+import { DEFAULT_CLUSTER_RANGE } from '../ipam/node.js';
 import { GPE_DEFAULT_PORT, GPE_MAX_VNI } from '../wire/index.js';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import { ConfigError, type StaticPeerFile } from './static-peers.js';
@@ -42,7 +43,7 @@ export interface AgentFlags {
 }
 
 export const defaults = {
-  clusterCidr: '10.32.0.0/12',
+  clusterCidr: DEFAULT_CLUSTER_RANGE,
   vni: 1,
   dataPort: GPE_DEFAULT_PORT,
   tunName: 'weft0',

@@ -36,6 +36,8 @@ const OFFLOAD_SLOT_SIZE = VNET_HDR_LENGTH + 65536 + 6;
 /** Inner packets written to the TUN per call; received GRO trains are split into this list. */
 const DECAP_LIST_SIZE = 4096;
 const IPV4_MIN_HEADER = 20;
+const TCP_MIN_HEADER = 20;
+const UDP_HEADER = 8;
 const GSO_TYPE_NONE = 0;
 const GSO_TYPE_TCPV4 = 1;
 const GSO_TYPE_MASK = 0x7f;
@@ -183,7 +185,13 @@ export class Forwarder {
       const offset = offsets[i] as number;
       const length = lengths[i] as number;
       const ip = offset + VNET_HDR_LENGTH;
-      if (length === TRUNCATED_LENGTH || this.largestSegment(buf, offset, length) > this.maxInnerSize) {
+      const largest =
+        length === TRUNCATED_LENGTH ? Number.POSITIVE_INFINITY : this.largestSegment(buf, offset, length);
+      if (largest < 0) {
+        counters.drop(DropReason.Malformed);
+        continue;
+      }
+      if (largest > this.maxInnerSize) {
         counters.drop(DropReason.Oversize);
         continue;
       }
@@ -232,11 +240,20 @@ export class Forwarder {
     this.txPeers[out] = peer;
   }
 
-  /** The largest inner packet a TUN read becomes: itself, or header + MSS for a super-packet. */
+  /**
+   * The largest inner packet a TUN read becomes: itself, or header + MSS for a super-packet; -1 when
+   * the read is too short for the headers its virtio header names (nothing past `length` is read).
+   */
   private largestSegment(buf: Buffer, offset: number, length: number): number {
+    if (length < VNET_HDR_LENGTH + IPV4_MIN_HEADER) return -1;
     const gsoType = (buf[offset + 1] as number) & GSO_TYPE_MASK;
     if (gsoType === GSO_TYPE_NONE) return length - VNET_HDR_LENGTH;
-    return this.headerLength(buf, offset, gsoType) + buf.readUInt16LE(offset + 4);
+    const ihl = ((buf[offset + VNET_HDR_LENGTH] as number) & 15) * 4;
+    const l4Minimum = gsoType === GSO_TYPE_TCPV4 ? TCP_MIN_HEADER : UDP_HEADER;
+    if (ihl < IPV4_MIN_HEADER || VNET_HDR_LENGTH + ihl + l4Minimum > length) return -1;
+    const headers = this.headerLength(buf, offset, gsoType);
+    if (VNET_HDR_LENGTH + headers > length) return -1;
+    return headers + buf.readUInt16LE(offset + 4);
   }
 
   private headerLength(buf: Buffer, offset: number, gsoType: number): number {

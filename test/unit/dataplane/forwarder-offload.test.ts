@@ -126,6 +126,19 @@ describe('Forwarder with offloads (fake devices running the native segmentation 
     expect(network.log).toHaveLength(0);
   });
 
+  it('counts TUN reads too short for the headers they claim as malformed, reading nothing past them', () => {
+    const { network, a: n1 } = pair(true, true);
+    const full = tunRead(bulk(3).packet, MSS);
+    n1.tun.inject(full.subarray(0, 6)); // not even a virtio header
+    n1.tun.inject(full.subarray(0, 10 + 19)); // a virtio header and 19 bytes of IPv4
+    n1.tun.inject(full.subarray(0, 10 + 20 + 19)); // TCPv4 GSO cut inside the TCP header
+    expect(n1.counters.dropped(DropReason.Malformed)).toBe(3);
+    expect(n1.counters.dropped(DropReason.NoRoute)).toBe(0);
+    expect(network.log).toHaveLength(0);
+    n1.tun.inject(full);
+    expect(network.log).toHaveLength(1);
+  });
+
   it('counts a TUN read the addon cannot segment as malformed', () => {
     const { network, a: n1 } = pair(true, true);
     const read = tunRead(tcpPacket({ seq: 1, payload: Buffer.alloc(3000), flags: TCP_ACK }), 1000);
