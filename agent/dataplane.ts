@@ -62,16 +62,13 @@ export class Dataplane {
     return new Dataplane(settings, counters, tun, udp, forwarder);
   }
 
-  private started = false;
-
   start(): void {
     this.forwarder.start();
-    this.started = true;
   }
 
   /** True while the forwarder moves packets (readiness). */
   get running(): boolean {
-    return this.started;
+    return this.forwarder.isRunning;
   }
 
   /** How packets move, for status: batching plus the offloads in use. */
@@ -95,7 +92,6 @@ export class Dataplane {
 
   /** Closing the non-persistent TUN removes it and its routes; the bridge stays for the pods. */
   close(): void {
-    this.started = false;
     this.forwarder.stop();
     this.udp.close();
     this.tun.close();

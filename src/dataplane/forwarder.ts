@@ -66,6 +66,8 @@ export class Forwarder {
   private readonly decapList: PacketList;
   /** Peer index of each packet in the batch being sent, for per-peer counters. */
   private readonly txPeers: Int32Array;
+  /** Per entry of a super-packet send: the IP + L4 header size every segment repeats (0: no GSO). */
+  private readonly txHeaders: Uint32Array;
   private running = false;
 
   constructor(options: ForwarderOptions) {
@@ -85,6 +87,7 @@ export class Forwarder {
     this.rxBatch = new PacketBatch(batchSize, this.udp.gro ? OFFLOAD_SLOT_SIZE : SLOT_SIZE);
     this.decapList = new PacketList(this.rxBatch.buf, DECAP_LIST_SIZE);
     this.txPeers = new Int32Array(batchSize);
+    this.txHeaders = new Uint32Array(batchSize);
   }
 
   /** Swaps in a new route table; packets already in a batch finish with the old one. */
@@ -105,6 +108,10 @@ export class Forwarder {
 
   stop(): void {
     this.running = false;
+  }
+
+  get isRunning(): boolean {
+    return this.running;
   }
 
   /** Moves pod packets from the TUN to their peers. Returns the number of packets read. */
@@ -186,7 +193,9 @@ export class Forwarder {
       const length = lengths[i] as number;
       const ip = offset + VNET_HDR_LENGTH;
       const largest =
-        length === TRUNCATED_LENGTH ? Number.POSITIVE_INFINITY : this.largestSegment(buf, offset, length);
+        length === TRUNCATED_LENGTH
+          ? Number.POSITIVE_INFINITY
+          : this.largestSegment(buf, offset, length, out);
       if (largest < 0) {
         counters.drop(DropReason.Malformed);
         continue;
@@ -213,7 +222,9 @@ export class Forwarder {
         counters.drop(DropReason.Malformed);
         continue;
       }
-      const innerBytes = this.segmentedBytes(buf, offsets[i] as number, lengths[i] as number, count);
+      // The headers repeat in every segment; the send has edited the packet, so use what was parsed before.
+      const innerBytes =
+        (lengths[i] as number) - VNET_HDR_LENGTH + (count - 1) * (this.txHeaders[i] as number);
       routes.countTx(this.txPeers[i] as number, innerBytes, count);
       planned += count;
       bytes += innerBytes;
@@ -243,32 +254,22 @@ export class Forwarder {
   /**
    * The largest inner packet a TUN read becomes: itself, or header + MSS for a super-packet; -1 when
    * the read is too short for the headers its virtio header names (nothing past `length` is read).
+   * Records the header size as entry `out`'s txHeaders.
    */
-  private largestSegment(buf: Buffer, offset: number, length: number): number {
+  private largestSegment(buf: Buffer, offset: number, length: number, out: number): number {
+    this.txHeaders[out] = 0;
     if (length < VNET_HDR_LENGTH + IPV4_MIN_HEADER) return -1;
     const gsoType = (buf[offset + 1] as number) & GSO_TYPE_MASK;
     if (gsoType === GSO_TYPE_NONE) return length - VNET_HDR_LENGTH;
-    const ihl = ((buf[offset + VNET_HDR_LENGTH] as number) & 15) * 4;
-    const l4Minimum = gsoType === GSO_TYPE_TCPV4 ? TCP_MIN_HEADER : UDP_HEADER;
-    if (ihl < IPV4_MIN_HEADER || VNET_HDR_LENGTH + ihl + l4Minimum > length) return -1;
-    const headers = this.headerLength(buf, offset, gsoType);
-    if (VNET_HDR_LENGTH + headers > length) return -1;
-    return headers + buf.readUInt16LE(offset + 4);
-  }
-
-  private headerLength(buf: Buffer, offset: number, gsoType: number): number {
     const ip = offset + VNET_HDR_LENGTH;
     const ihl = ((buf[ip] as number) & 15) * 4;
-    const l4 = gsoType === GSO_TYPE_TCPV4 ? ((buf[ip + ihl + 12] as number) >> 4) * 4 : 8;
-    return ihl + l4;
-  }
-
-  /** Bytes of the inner packets a TUN read became: the headers repeat in every segment. */
-  private segmentedBytes(buf: Buffer, offset: number, length: number, count: number): number {
-    const gsoType = (buf[offset + 1] as number) & GSO_TYPE_MASK;
-    const extraHeaders =
-      gsoType === GSO_TYPE_NONE ? 0 : (count - 1) * this.headerLength(buf, offset, gsoType);
-    return length - VNET_HDR_LENGTH + extraHeaders;
+    const tcp = gsoType === GSO_TYPE_TCPV4;
+    if (ihl < IPV4_MIN_HEADER || VNET_HDR_LENGTH + ihl + (tcp ? TCP_MIN_HEADER : UDP_HEADER) > length)
+      return -1;
+    const headers = ihl + (tcp ? ((buf[ip + ihl + 12] as number) >> 4) * 4 : UDP_HEADER);
+    if (VNET_HDR_LENGTH + headers > length) return -1;
+    this.txHeaders[out] = headers;
+    return headers + buf.readUInt16LE(offset + 4);
   }
 
   /**
@@ -290,9 +291,12 @@ export class Forwarder {
         continue;
       }
       // Larger than any datagram we accept, e.g. an unsegmented GSO train from a peer whose
-      // underlay never split it.
-      if (length === TRUNCATED_LENGTH) {
-        counters.drop(DropReason.Oversize);
+      // underlay never split it, or (GRO slots hold 64 KB) a reassembled datagram or train of them.
+      if (length === TRUNCATED_LENGTH || (segmentSize || length) > SLOT_SIZE) {
+        counters.drop(
+          DropReason.Oversize,
+          segmentSize > 0 && length !== TRUNCATED_LENGTH ? Math.ceil(length / segmentSize) : 1,
+        );
         continue;
       }
       if (segmentSize === 0 || segmentSize >= length) {

@@ -398,7 +398,7 @@ export class IpamNode {
   }
 
   /** See IpamTiming.gossipMs; each wait is this times a random factor in [0.75, 1.25). */
-  ringGossipIntervalMs(): number {
+  private ringGossipIntervalMs(): number {
     return this.timing.gossipMs * Math.max(1, this.known.size / RING_GOSSIPERS_PER_INTERVAL);
   }
 

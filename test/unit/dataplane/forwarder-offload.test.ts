@@ -139,6 +139,20 @@ describe('Forwarder with offloads (fake devices running the native segmentation 
     expect(network.log).toHaveLength(1);
   });
 
+  it('drops a datagram or GRO segment larger than any peer sends as oversize, though GRO slots hold 64 KB', () => {
+    const { b: on } = pair(true, true);
+    const from = { address: 0xc0a80901, port: 4790 };
+    const to = { address: 0xc0a80902, port: 4790 };
+    const big = gpeDatagram(
+      tcpPacket({ seq: 1, source: '10.32.1.2', destination: '10.32.2.2', payload: Buffer.alloc(3000) }),
+      VNI,
+    );
+    on.udp.enqueue({ from, to, payload: big }); // e.g. reassembled from IP fragments
+    on.udp.enqueue({ from, to, payload: Buffer.concat([big, big]), gsoSize: big.length });
+    expect(on.counters.dropped(DropReason.Oversize)).toBe(3);
+    expect(on.tun.written).toHaveLength(0);
+  });
+
   it('counts a TUN read the addon cannot segment as malformed', () => {
     const { network, a: n1 } = pair(true, true);
     const read = tunRead(tcpPacket({ seq: 1, payload: Buffer.alloc(3000), flags: TCP_ACK }), 1000);
