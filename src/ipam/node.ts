@@ -160,7 +160,7 @@ export class IpamNode {
   private readonly allocations = new AllocationTable();
   private conflictList: IpamConflict[] = [];
   private known = new Set<string>();
-  private expectedPeers: number | undefined;
+  private readonly expectedPeers: number | undefined;
   private nowMs = 0;
   private revisionCounter = 0;
   private broadcastPending = false;
@@ -371,16 +371,10 @@ export class IpamNode {
 
   // ---- inputs ------------------------------------------------------------------------------------------
 
-  /** The peers the topology says are reachable now, and optionally E, the expected cluster size. */
-  setKnownPeers(names: Iterable<string>, expectedCount?: number): void {
+  /** The peers the topology says are reachable now (the expected cluster size comes with the seeding mode). */
+  setKnownPeers(names: Iterable<string>): void {
     this.known = new Set(names);
     this.known.add(this.peer);
-    if (expectedCount !== undefined) {
-      if (!Number.isInteger(expectedCount) || expectedCount < 1) {
-        throw new Error(`expected peer count must be a positive integer, got ${expectedCount}`);
-      }
-      this.expectedPeers = expectedCount;
-    }
   }
 
   tick(nowMs: number): void {

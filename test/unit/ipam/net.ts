@@ -20,9 +20,9 @@ export class TinyNet {
     return node;
   }
 
-  /** Tells every node that all nodes are reachable (optionally with E, the expected count). */
-  connectAll(expectedCount?: number): void {
-    for (const node of this.nodes.values()) node.setKnownPeers(this.nodes.keys(), expectedCount);
+  /** Tells every node that all nodes are reachable. */
+  connectAll(): void {
+    for (const node of this.nodes.values()) node.setKnownPeers(this.nodes.keys());
   }
 
   /** Delivers queued messages until no node has anything to send; returns how many were delivered. */

@@ -1,15 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { DEFAULT_IPAM_TIMING, IpamNode, RING_GOSSIPERS_PER_INTERVAL } from '../../../src/ipam/node.js';
+import { mulberry32 } from '../../helpers/ipam-sim.js';
 import { TinyNet } from './net.js';
-
-/** A small deterministic generator (Park–Miller), so the jittered intervals are the same every run. */
-function seededRandom(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 48_271) % 2_147_483_647;
-    return state / 2_147_483_647;
-  };
-}
 
 /** Seeds a cluster of `size`, lets it settle, then counts ring broadcasts over `windowMs`. */
 function ringBroadcasts(size: number, windowMs: number): { perNode: Map<string, number>; total: number } {
@@ -20,7 +12,7 @@ function ringBroadcasts(size: number, windowMs: number): { perNode: Map<string, 
         peer,
         clusterRange: '10.32.0.0/16',
         seeding: { kind: 'seeds', seeds },
-        random: seededRandom(i + 1),
+        random: mulberry32(i + 1),
       }),
     ),
   );

@@ -40,8 +40,8 @@ describe('ipamStatus', () => {
     expect(ipamStatus(IpamNode.create({ peer: 'o', seeding: { kind: 'observer' } })).summary).toMatch(
       /^idle/,
     );
-    const voter = IpamNode.create({ peer: 'v', seeding: { kind: 'consensus' } });
-    voter.setKnownPeers(['v', 'w', 'x'], 4);
+    const voter = IpamNode.create({ peer: 'v', seeding: { kind: 'consensus', expectedPeers: 4 } });
+    voter.setKnownPeers(['v', 'w', 'x']);
     expect(ipamStatus(voter)).toMatchObject({
       state: { kind: 'awaiting-consensus', quorum: 3, known: 3 },
       summary: 'awaiting consensus: quorum 3, known 3',
