@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelayMs } from '../gossip/backoff.js';
 import type { Logger } from '../util/log.js';
 import type { KubeCore } from './kube-core.js';
 import { apiStatusOf } from './kube-errors.js';
@@ -84,7 +85,9 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   private async run(): Promise<void> {
     const minMs = this.timing.restartMinMs ?? RESTART_MIN_MS;
     const maxMs = this.timing.restartMaxMs ?? RESTART_MAX_MS;
-    let backoffMs = minMs;
+    // Jittered, so that agents that lost the API server together do not retry in lockstep.
+    const policy = { initialMs: minMs, maxMs, multiplier: 2, jitter: 0.5 };
+    let failures = 0;
     let resourceVersion: string | undefined;
     while (!this.stopped) {
       let healthy = false;
@@ -118,17 +121,18 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
           resourceVersion = undefined;
         } else {
           this.log.warn(
-            { err: (error as Error).message, retryInMs: healthy ? 0 : backoffMs },
+            { err: (error as Error).message, retryAfterFailures: healthy ? 0 : failures + 1 },
             'Node list/watch failed; retrying',
           );
         }
       }
       if (healthy) {
-        backoffMs = minMs;
+        failures = 0;
         continue;
       }
-      await sleep(backoffMs, undefined, { signal: this.abort.signal }).catch(() => undefined);
-      backoffMs = Math.min(maxMs, backoffMs * 2);
+      await sleep(backoffDelayMs(failures++, policy), undefined, { signal: this.abort.signal }).catch(
+        () => undefined,
+      );
     }
   }
 
