@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { delQueueDirOf } from '../../../src/cni/agent-cni.js';
 import { waitFor } from '../../helpers/agent.js';
 import { TestCluster } from '../../helpers/cluster.js';
 import {
@@ -22,7 +23,7 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
   const runtimes = new Map<string, CniRuntime>();
   let podCount = 0;
 
-  const delQueueOf = (node: string) => join(cluster.node(node).stateDir, 'cni-del-queue');
+  const delQueueOf = (node: string) => delQueueDirOf(cluster.node(node).stateDir);
   const runtimeOn = (node: string, withPortmap = false): CniRuntime => {
     const key = `${node}/${withPortmap}`;
     let runtime = runtimes.get(key);
@@ -207,7 +208,8 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
 
     cluster.startAgent('n1');
     await cluster.waitUntilReady(NODES);
-    expect(readdirSync(delQueueOf('n1')).filter((f) => f.endsWith('.json'))).toHaveLength(0);
+    // Empty: no replay failed (kept as *.failed) and no temp file was left.
+    expect(readdirSync(delQueueOf('n1'))).toEqual([]);
     expect(await allocations('n1')).toBe(before - 1);
     expect(await hostVeths('n1')).toBe(0);
   }, 90_000);
@@ -230,7 +232,8 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
 
     const next = await newPod();
     const nextResult = await runtimeOn('n1').add(next);
-    expect(readdirSync(delQueueOf('n1')).filter((f) => f.endsWith('.json'))).toHaveLength(0);
+    // Empty: no replay failed (kept as *.failed) and no temp file was left.
+    expect(readdirSync(delQueueOf('n1'))).toEqual([]);
     expect(await allocations('n1')).toBe(before);
     expect(await hostVeths('n1')).toBe(1);
     await runtimeOn('n1').del(next, nextResult);
@@ -344,7 +347,8 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
     await cluster.stopAgent(lonely.name);
   });
 
-  it('leaves no queue behind', () => {
+  it('leaves no queue behind: the queued DELs above were replayed, none failed or half-written', () => {
+    expect(readdirSync(delQueueOf('n1'))).toEqual([]);
     expect(existsSync(delQueueOf('n2'))).toBe(false);
   });
 });
