@@ -5,10 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { postToAgent } from '../src/api/admin-client.js';
 import { REFERENCE_PLUGIN_DIR } from '../src/lab/cni.js';
+import { concurrencyLimit } from '../src/util/concurrency-limit.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { type Attachment, CniRuntime, weftConflist, weftExecutable } from '../test/helpers/cni.js';
 import { NetnsGroup } from '../test/helpers/netns.js';
-import { percentile, withLock } from './measure.js';
+import { parsePidStatTicks, percentile, withLock } from './measure.js';
 import { PluginRunner } from './plugin-runner.js';
 
 /**
@@ -59,11 +60,9 @@ interface Row {
 
 const CLOCK_TICKS_PER_MS = 0.1;
 
-/** utime + stime + cutime + cstime of a process (its own CPU and its reaped children's), in ticks. */
+/** A process's CPU and its reaped children's, in ticks. */
 function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  return parsePidStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'), true);
 }
 
 function stats(samples: number[]): Stats {
@@ -72,18 +71,16 @@ function stats(samples: number[]): Stats {
 
 /** Runs `op` over every pod with at most `limit` in flight; returns each call's latency in ms. */
 async function timed(pods: Attachment[], limit: number, op: Op): Promise<number[]> {
-  const latencies: number[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < pods.length) {
-      const pod = pods[next++] as Attachment;
-      const start = performance.now();
-      await op(pod);
-      latencies.push(performance.now() - start);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, pods.length) }, worker));
-  return latencies;
+  const slot = concurrencyLimit(limit);
+  return Promise.all(
+    pods.map((pod) =>
+      slot(async () => {
+        const start = performance.now();
+        await op(pod);
+        return performance.now() - start;
+      }),
+    ),
+  );
 }
 
 async function main(): Promise<void> {

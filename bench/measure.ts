@@ -198,11 +198,15 @@ export function parsePing(stdout: string): { avgMs: number; medianMs: number; lo
   return { avgMs: Number(avg), medianMs, lossPct: Number(loss) };
 }
 
-/** utime + stime in clock ticks from /proc/<pid>/stat (fields 14 and 15). */
-export function parsePidStatTicks(stat: string): number {
+/**
+ * utime + stime in clock ticks from /proc/<pid>/stat (fields 14 and 15), plus cutime + cstime (the
+ * reaped children's, fields 16 and 17) with `includeChildren`.
+ */
+export function parsePidStatTicks(stat: string, includeChildren = false): number {
   // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  const own = Number(fields[11]) + Number(fields[12]);
+  return includeChildren ? own + Number(fields[13]) + Number(fields[14]) : own;
 }
 
 /** Resident set size of a running process in MB (VmRSS of /proc/<pid>/status). */
