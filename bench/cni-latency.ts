@@ -79,6 +79,8 @@ interface Row {
   op: string;
   concurrency: number;
   stats: Stats;
+  /** The same operations timed here: for exec modes, with the runner's queue and its pipes. */
+  roundTrip: Stats;
   /** CPU of plugin processes + agent per operation, ms. */
   cpuMsPerOp: number;
 }
@@ -94,10 +96,25 @@ function stats(samples: number[]): Stats {
   return { n: samples.length, p50: percentile(samples, 0.5), p99: percentile(samples, 0.99) };
 }
 
-/** Runs `op` over every pod with at most `limit` in flight; returns each call's latency in ms. */
-async function timed(pods: Attachment[], limit: number, op: Op): Promise<number[]> {
+/**
+ * Runs `op` over every pod with at most `limit` in flight; returns each call's latency and its
+ * round trip as seen here (with the runner's queueing and the pipes), in ms.
+ */
+async function timed(
+  pods: Attachment[],
+  limit: number,
+  op: Op,
+): Promise<{ latency: number; roundTrip: number }[]> {
   const slot = concurrencyLimit(limit);
-  return Promise.all(pods.map((pod) => slot(() => op(pod))));
+  return Promise.all(
+    pods.map((pod) =>
+      slot(async () => {
+        const start = performance.now();
+        const latency = await op(pod);
+        return { latency, roundTrip: performance.now() - start };
+      }),
+    ),
+  );
 }
 
 /** Latency measured here, for what execs nothing. */
@@ -219,13 +236,15 @@ async function main(): Promise<void> {
     const cpuNow = () => runners.reduce((sum, r) => sum + cpuTicks(r.pid), cpuTicks(agentPid));
     const cpu = new Map<string, { ticks: number; ops: number }>();
     const samples = new Map<string, number[]>();
+    const roundTrips = new Map<string, number[]>();
     const measure = async (m: Measurement, c: number) => {
       const before = cpuNow();
-      const latencies = await timed(pods, c, m.run);
+      const results = await timed(pods, c, m.run);
       const key = [m.runner, m.mode, m.op, c].join('|');
       const sum = cpu.get(key) ?? { ticks: 0, ops: 0 };
-      cpu.set(key, { ticks: sum.ticks + cpuNow() - before, ops: sum.ops + latencies.length });
-      samples.set(key, [...(samples.get(key) ?? []), ...latencies]);
+      cpu.set(key, { ticks: sum.ticks + cpuNow() - before, ops: sum.ops + results.length });
+      samples.set(key, [...(samples.get(key) ?? []), ...results.map((r) => r.latency)]);
+      roundTrips.set(key, [...(roundTrips.get(key) ?? []), ...results.map((r) => r.roundTrip)]);
     };
     const log = (m: string) => process.stderr.write(`${m}\n`);
     await withLock(values['no-lock'] ? null : '/tmp/cpu-bench.lock', log, async () => {
@@ -245,7 +264,8 @@ async function main(): Promise<void> {
       const [runner, mode, op, c] = key.split('|') as [string, string, string, string];
       const used = cpu.get(key);
       const cpuMsPerOp = used && used.ops > 0 ? used.ticks / CLOCK_TICKS_PER_MS / used.ops : Number.NaN;
-      return { runner, mode, op, concurrency: Number(c), stats: stats(values), cpuMsPerOp };
+      const roundTrip = stats(roundTrips.get(key) ?? []);
+      return { runner, mode, op, concurrency: Number(c), stats: stats(values), roundTrip, cpuMsPerOp };
     });
     printTable(rows);
     const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -300,14 +320,14 @@ function printTable(rows: Row[]): void {
     lines.push('');
   }
   lines.push(
-    '| where the time goes | runner | op | concurrent | p50 ms | p99 ms | CPU ms/op |',
-    '|---|---|---|---|---|---|---|',
+    '| where the time goes | runner | op | concurrent | p50 ms | p99 ms | CPU ms/op | round trip here p50 / p99 ms |',
+    '|---|---|---|---|---|---|---|---|',
   );
   for (const row of rows.filter((r) => r.mode !== 'weft' && r.mode !== 'bridge+host-local'))
     lines.push(
       `| ${row.mode} | ${row.runner} | ${row.op} | ${row.concurrency} | ${ms(row.stats.p50)} | ${ms(
         row.stats.p99,
-      )} | ${ms(row.cpuMsPerOp)} |`,
+      )} | ${ms(row.cpuMsPerOp)} | ${ms(row.roundTrip.p50)} / ${ms(row.roundTrip.p99)} |`,
     );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
