@@ -209,8 +209,10 @@ static void start_job(unsigned long long id, char **argv, char **envp, const cha
   j->in_fd = in[1];
   j->out_fd = out[0];
   j->err_fd = err[0];
-  buf_add(&j->in, input, input_len);
-  if (input_len == 0) close_fd(&j->in_fd);
+  if (input_len > 0)
+    buf_add(&j->in, input, input_len);
+  else
+    close_fd(&j->in_fd);
   if (job_count == job_cap) {
     job_cap = job_cap ? job_cap * 2 : 64;
     jobs = realloc(jobs, job_cap * sizeof *jobs);
@@ -371,5 +373,9 @@ int main(void) {
         i++;
     }
   }
+  buf_free(&requests);
+  free(fds);
+  free(owners);
+  free(jobs);
   return 0;
 }
