@@ -23,7 +23,7 @@ export const CNI_RUNNER_EXECUTABLE = resolve('dist/bench/runner/cni-runner');
 /** Built, like the C runner, so that tests running this file from source start the same program. */
 const NODE_CHILD = resolve('dist/bench/plugin-runner-child.js');
 
-export function runnerCommand(kind: RunnerKind): string[] {
+function runnerCommand(kind: RunnerKind): string[] {
   return kind === 'spawn' ? [CNI_RUNNER_EXECUTABLE] : [process.execPath, NODE_CHILD];
 }
 
