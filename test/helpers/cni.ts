@@ -34,13 +34,18 @@ export async function callPlugin(call: PluginCall): Promise<PluginOutcome> {
     input: call.stdin,
     allowFail: true,
   });
+  return outcomeOf(result.code, result.stdout, result.stderr);
+}
+
+/** A plugin's outcome, with stdout parsed when it is JSON. */
+export function outcomeOf(code: number, stdout: string, stderr: string): PluginOutcome {
   let json: Record<string, unknown> | undefined;
   try {
-    json = JSON.parse(result.stdout) as Record<string, unknown>;
+    json = JSON.parse(stdout) as Record<string, unknown>;
   } catch {
     json = undefined;
   }
-  return { ...result, json };
+  return { code, stdout, stderr, json };
 }
 
 export interface ConfList {
