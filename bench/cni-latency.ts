@@ -1,5 +1,6 @@
 import '../src/util/polyfill.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -22,6 +23,7 @@ import { PluginRunner } from './plugin-runner.js';
  *
  *   node dist/bench/cni-latency.js [--pods 50] [--rounds 3] [--concurrency 1,50] [--no-lock]
  *     [--agent-cpu-prof DIR]   (the agent's V8 CPU profile, written when it stops, into DIR)
+ *     [--agent-only]           (only the agent's own work: ADD/DEL posted to its socket, no process exec)
  *
  * It takes /tmp/cpu-bench.lock itself while measuring: do not wrap it in `flock` on the same file.
  */
@@ -32,11 +34,13 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '1,50' },
     'no-lock': { type: 'boolean' },
     'agent-cpu-prof': { type: 'string' },
+    'agent-only': { type: 'boolean' },
   },
 });
 const PODS = Number(values.pods);
 const ROUNDS = Number(values.rounds);
 const CONCURRENCY = (values.concurrency ?? '').split(',').map(Number);
+const AGENT_ONLY = values['agent-only'] === true;
 
 type Op = (pod: Attachment) => Promise<unknown>;
 interface Mode {
@@ -56,9 +60,12 @@ interface Row {
   stats: Stats;
   /** CPU of plugin processes + agent per operation, ms. */
   cpuMsPerOp: number;
+  /** CPU of the agent's main thread (its event loop) per operation, ms. */
+  agentLoopCpuMsPerOp: number;
 }
 
 const CLOCK_TICKS_PER_MS = 0.1;
+const AGENT_ONLY_MODE = 'weft agent only (no exec)';
 
 /** A process's CPU and its reaped children's, in ticks. */
 function cpuTicks(pid: number): number {
@@ -107,13 +114,14 @@ async function main(): Promise<void> {
       });
     }
 
-    const runner = PluginRunner.start(nodeNs);
+    const runner = AGENT_ONLY ? undefined : PluginRunner.start(nodeNs);
+    const call = (...args: Parameters<PluginRunner['call']>) => (runner as PluginRunner).call(...args);
     const weft = new CniRuntime(
       weftConflist('weftbench', { socket: node.socket, delQueueDir: join(node.stateDir, 'cni-del-queue') }),
       { weft: weftExecutable() },
       nodeNs,
       REFERENCE_PLUGIN_DIR,
-      runner.call,
+      call,
     );
     const reference = new CniRuntime(
       {
@@ -137,7 +145,7 @@ async function main(): Promise<void> {
       { bridge: ['/usr/lib/cni/bridge'] },
       nodeNs,
       REFERENCE_PLUGIN_DIR,
-      runner.call,
+      call,
     );
     const agentCall = (command: 'ADD' | 'DEL') => (pod: Attachment) =>
       postToAgent(node.socket, `/v1/cni/${command.toLowerCase()}`, {
@@ -150,35 +158,47 @@ async function main(): Promise<void> {
         config: { cniVersion: '1.0.0', name: 'weftbench', type: 'weft', socket: node.socket },
       });
     const version = (plugin: string[]) => () =>
-      runner.call({ plugin, env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.0.0"}' });
-    const modes: Mode[] = [
-      { name: 'weft', add: (p) => weft.add(p), del: (p) => weft.del(p) },
-      { name: 'bridge+host-local', add: (p) => reference.add(p), del: (p) => reference.del(p) },
-      { name: 'weft agent only (no exec)', add: agentCall('ADD'), del: agentCall('DEL') },
-    ];
-    const processStart: Mode[] = [
-      {
-        name: 'weft shim VERSION (process start)',
-        add: version(weftExecutable()),
-        del: async () => undefined,
-      },
-      {
-        name: 'bridge VERSION (process start)',
-        add: version(['/usr/lib/cni/bridge']),
-        del: async () => undefined,
-      },
-    ];
+      call({ plugin, env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.0.0"}' });
+    const agentOnly: Mode = { name: AGENT_ONLY_MODE, add: agentCall('ADD'), del: agentCall('DEL') };
+    const modes: Mode[] = AGENT_ONLY
+      ? [agentOnly]
+      : [
+          { name: 'weft', add: (p) => weft.add(p), del: (p) => weft.del(p) },
+          { name: 'bridge+host-local', add: (p) => reference.add(p), del: (p) => reference.del(p) },
+          agentOnly,
+        ];
+    const processStart: Mode[] = AGENT_ONLY
+      ? []
+      : [
+          {
+            name: 'weft shim VERSION (process start)',
+            add: version(weftExecutable()),
+            del: async () => undefined,
+          },
+          {
+            name: 'bridge VERSION (process start)',
+            add: version(['/usr/lib/cni/bridge']),
+            del: async () => undefined,
+          },
+        ];
 
     const agentPid = node.agent?.pid as number;
     /** CPU of the runner with the plugins it exec'd and of the agent (with its children). */
-    const cpuNow = () => cpuTicks(runner.pid) + cpuTicks(agentPid);
-    const cpu = new Map<string, { ticks: number; ops: number }>();
+    const cpuNow = () => (runner === undefined ? 0 : cpuTicks(runner.pid)) + cpuTicks(agentPid);
+    const loopCpuNow = () =>
+      parsePidStatTicks(readFileSync(`/proc/${agentPid}/task/${agentPid}/stat`, 'utf8'));
+    const cpu = new Map<string, { ticks: number; loopTicks: number; ops: number }>();
     const measured = async (mode: string, op: string, c: number, run: () => Promise<number[]>) => {
       const before = cpuNow();
+      const loopBefore = loopCpuNow();
       const latencies = await run();
       const key = `${mode}|${op}|${c}`;
-      const sum = cpu.get(key) ?? { ticks: 0, ops: 0 };
-      cpu.set(key, { ticks: sum.ticks + cpuNow() - before, ops: sum.ops + latencies.length });
+      const sum = cpu.get(key) ?? { ticks: 0, loopTicks: 0, ops: 0 };
+      cpu.set(key, {
+        ticks: sum.ticks + cpuNow() - before,
+        loopTicks: sum.loopTicks + loopCpuNow() - loopBefore,
+        ops: sum.ops + latencies.length,
+      });
       record(mode, op, c, latencies);
     };
     const samples = new Map<string, number[]>();
@@ -206,20 +226,44 @@ async function main(): Promise<void> {
     const rows: Row[] = [...samples].map(([key, values]) => {
       const [mode, op, c] = key.split('|') as [string, string, string];
       const used = cpu.get(key);
-      const cpuMsPerOp = used && used.ops > 0 ? used.ticks / CLOCK_TICKS_PER_MS / used.ops : Number.NaN;
-      return { mode, op, concurrency: Number(c), stats: stats(values), cpuMsPerOp };
+      const perOp = (ticks: number | undefined) =>
+        used && used.ops > 0 && ticks !== undefined ? ticks / CLOCK_TICKS_PER_MS / used.ops : Number.NaN;
+      return {
+        mode,
+        op,
+        concurrency: Number(c),
+        stats: stats(values),
+        cpuMsPerOp: perOp(used?.ticks),
+        agentLoopCpuMsPerOp: perOp(used?.loopTicks),
+      };
     });
     printTable(rows);
+    log(
+      `load average during the run (1/5/15 min): ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `cni-latency-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(
       file,
-      JSON.stringify({ pods: PODS, rounds: ROUNDS, rows, samples: Object.fromEntries(samples) }, null, 1),
+      JSON.stringify(
+        {
+          pods: PODS,
+          rounds: ROUNDS,
+          agentOnly: AGENT_ONLY,
+          load: loadavg(),
+          rows,
+          samples: Object.fromEntries(samples),
+        },
+        null,
+        1,
+      ),
     );
     log(`results: ${file}`);
     // A profile is written only when the agent exits by itself.
-    await runner.stop();
+    await runner?.stop();
     if (profDir !== undefined) await cluster.stopAgent('n1');
   } finally {
     await group.destroy();
@@ -230,13 +274,16 @@ function printTable(rows: Row[]): void {
   const find = (mode: string, op: string, c: number) =>
     rows.find((r) => r.mode === mode && r.op === op && r.concurrency === c)?.stats;
   const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
+  const ms2 = (v: number) => v.toFixed(2);
   const cpuOf = (mode: string, op: string, c: number) =>
     rows.find((r) => r.mode === mode && r.op === op && r.concurrency === c)?.cpuMsPerOp;
-  const lines = [
-    '| op | concurrent | weft p50 ms | weft p99 ms | bridge+host-local p50 ms | p99 ms | weft/ref p50 | weft/ref p99 | CPU ms/op weft | ref |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const c of CONCURRENCY) {
+  const lines: string[] = [];
+  if (!AGENT_ONLY)
+    lines.push(
+      '| op | concurrent | weft p50 ms | weft p99 ms | bridge+host-local p50 ms | p99 ms | weft/ref p50 | weft/ref p99 | CPU ms/op weft | ref |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+    );
+  for (const c of AGENT_ONLY ? [] : CONCURRENCY) {
     for (const op of ['ADD', 'DEL']) {
       const w = find('weft', op, c);
       const r = find('bridge+host-local', op, c);
@@ -251,12 +298,12 @@ function printTable(rows: Row[]): void {
   }
   lines.push(
     '',
-    '| where the time goes | op | concurrent | p50 ms | p99 ms | CPU ms/op |',
-    '|---|---|---|---|---|---|',
+    '| where the time goes | op | concurrent | p50 ms | p99 ms | CPU ms/op | of it the agent’s event loop |',
+    '|---|---|---|---|---|---|---|',
   );
   for (const row of rows.filter((r) => r.mode !== 'weft' && r.mode !== 'bridge+host-local'))
     lines.push(
-      `| ${row.mode} | ${row.op} | ${row.concurrency} | ${ms(row.stats.p50)} | ${ms(row.stats.p99)} | ${ms(row.cpuMsPerOp)} |`,
+      `| ${row.mode} | ${row.op} | ${row.concurrency} | ${ms(row.stats.p50)} | ${ms(row.stats.p99)} | ${ms(row.cpuMsPerOp)} | ${ms2(row.agentLoopCpuMsPerOp)} |`,
     );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
