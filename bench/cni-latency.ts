@@ -35,6 +35,7 @@ import { type PluginExec, PluginRunner, RUNNER_KINDS, type RunnerKind } from './
  *     [--runner spawn|node|spawn,node]   (spawn: posix_spawn from C, as Go runtimes exec; node: fork
  *                                         from a Node process; both: interleaved in one run)
  *     [--agent-cpu-prof DIR]   (the agent's V8 CPU profile, written when it stops, into DIR)
+ *     [--agent-only]           (only the agent's own work: ADD/DEL posted to its socket, no process exec)
  *
  * It takes /tmp/cpu-bench.lock itself while measuring: do not wrap it in `flock` on the same file.
  */
@@ -46,12 +47,14 @@ const { values } = parseArgs({
     'no-lock': { type: 'boolean' },
     runner: { type: 'string', default: 'spawn' },
     'agent-cpu-prof': { type: 'string' },
+    'agent-only': { type: 'boolean' },
   },
 });
 const PODS = Number(values.pods);
 const ROUNDS = Number(values.rounds);
 const CONCURRENCY = (values.concurrency ?? '').split(',').map(Number);
-const RUNNERS = (values.runner ?? '').split(',') as RunnerKind[];
+const AGENT_ONLY_RUN = values['agent-only'] === true;
+const RUNNERS = AGENT_ONLY_RUN ? [] : ((values.runner ?? '').split(',') as RunnerKind[]);
 for (const kind of RUNNERS)
   if (!RUNNER_KINDS.includes(kind))
     throw new Error(`--runner: ${kind} is not one of ${RUNNER_KINDS.join(', ')}`);
@@ -83,6 +86,8 @@ interface Row {
   roundTrip: Stats;
   /** CPU of plugin processes + agent per operation, ms. */
   cpuMsPerOp: number;
+  /** CPU of the agent's main thread (its event loop) per operation, ms. */
+  agentLoopCpuMsPerOp: number;
 }
 
 const CLOCK_TICKS_PER_MS = 0.1;
@@ -234,15 +239,22 @@ async function main(): Promise<void> {
     const agentPid = node.agent?.pid as number;
     /** CPU of the runners with the plugins they exec'd and of the agent (with its children). */
     const cpuNow = () => runners.reduce((sum, r) => sum + cpuTicks(r.pid), cpuTicks(agentPid));
-    const cpu = new Map<string, { ticks: number; ops: number }>();
+    const loopCpuNow = () =>
+      parsePidStatTicks(readFileSync(`/proc/${agentPid}/task/${agentPid}/stat`, 'utf8'));
+    const cpu = new Map<string, { ticks: number; loopTicks: number; ops: number }>();
     const samples = new Map<string, number[]>();
     const roundTrips = new Map<string, number[]>();
     const measure = async (m: Measurement, c: number) => {
       const before = cpuNow();
+      const loopBefore = loopCpuNow();
       const results = await timed(pods, c, m.run);
       const key = [m.runner, m.mode, m.op, c].join('|');
-      const sum = cpu.get(key) ?? { ticks: 0, ops: 0 };
-      cpu.set(key, { ticks: sum.ticks + cpuNow() - before, ops: sum.ops + results.length });
+      const sum = cpu.get(key) ?? { ticks: 0, loopTicks: 0, ops: 0 };
+      cpu.set(key, {
+        ticks: sum.ticks + cpuNow() - before,
+        loopTicks: sum.loopTicks + loopCpuNow() - loopBefore,
+        ops: sum.ops + results.length,
+      });
       samples.set(key, [...(samples.get(key) ?? []), ...results.map((r) => r.latency)]);
       roundTrips.set(key, [...(roundTrips.get(key) ?? []), ...results.map((r) => r.roundTrip)]);
     };
@@ -263,18 +275,40 @@ async function main(): Promise<void> {
     const rows: Row[] = [...samples].map(([key, values]) => {
       const [runner, mode, op, c] = key.split('|') as [string, string, string, string];
       const used = cpu.get(key);
-      const cpuMsPerOp = used && used.ops > 0 ? used.ticks / CLOCK_TICKS_PER_MS / used.ops : Number.NaN;
-      const roundTrip = stats(roundTrips.get(key) ?? []);
-      return { runner, mode, op, concurrency: Number(c), stats: stats(values), roundTrip, cpuMsPerOp };
+      const perOp = (ticks: number | undefined) =>
+        used && used.ops > 0 && ticks !== undefined ? ticks / CLOCK_TICKS_PER_MS / used.ops : Number.NaN;
+      return {
+        runner,
+        mode,
+        op,
+        concurrency: Number(c),
+        stats: stats(values),
+        roundTrip: stats(roundTrips.get(key) ?? []),
+        cpuMsPerOp: perOp(used?.ticks),
+        agentLoopCpuMsPerOp: perOp(used?.loopTicks),
+      };
     });
     printTable(rows);
+    log(
+      `load average during the run (1/5/15 min): ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `cni-latency-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(
       file,
       JSON.stringify(
-        { pods: PODS, rounds: ROUNDS, runners: RUNNERS, rows, samples: Object.fromEntries(samples) },
+        {
+          pods: PODS,
+          rounds: ROUNDS,
+          runners: RUNNERS,
+          agentOnly: AGENT_ONLY_RUN,
+          load: loadavg(),
+          rows,
+          samples: Object.fromEntries(samples),
+        },
         null,
         1,
       ),
@@ -320,14 +354,16 @@ function printTable(rows: Row[]): void {
     lines.push('');
   }
   lines.push(
-    '| where the time goes | runner | op | concurrent | p50 ms | p99 ms | CPU ms/op | round trip here p50 / p99 ms |',
-    '|---|---|---|---|---|---|---|---|',
+    '| where the time goes | runner | op | concurrent | p50 ms | p99 ms | CPU ms/op | of it the agent’s event loop | round trip here p50 / p99 ms |',
+    '|---|---|---|---|---|---|---|---|---|',
   );
   for (const row of rows.filter((r) => r.mode !== 'weft' && r.mode !== 'bridge+host-local'))
     lines.push(
       `| ${row.mode} | ${row.runner} | ${row.op} | ${row.concurrency} | ${ms(row.stats.p50)} | ${ms(
         row.stats.p99,
-      )} | ${ms(row.cpuMsPerOp)} | ${ms(row.roundTrip.p50)} / ${ms(row.roundTrip.p99)} |`,
+      )} | ${ms(row.cpuMsPerOp)} | ${row.agentLoopCpuMsPerOp.toFixed(2)} | ${ms(row.roundTrip.p50)} / ${ms(
+        row.roundTrip.p99,
+      )} |`,
     );
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -240,6 +240,11 @@ static int find_link(int fd, const char *name, int *index, failure *f) {
   return 0;
 }
 
+/*
+ * One queue each: a veth otherwise gets one per possible CPU, every queue a set of sysfs objects the
+ * kernel creates (and a delete removes) under the RTNL lock, and a pod's veth without XDP uses one.
+ * The pod end cannot come up here: it would open before the pair is joined (ENOTCONN).
+ */
 static int create_veth(int fd, const pod_link_spec *s, int bridge_index, int netns_fd, failure *f) {
   request r;
   struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_flags = IFF_UP, .ifi_change = IFF_UP};
@@ -248,6 +253,8 @@ static int create_veth(int fd, const pod_link_spec *s, int bridge_index, int net
   put_u32(h, IFLA_MTU, s->mtu);
   put_attr(h, IFLA_ADDRESS, s->host_mac, sizeof s->host_mac);
   put_u32(h, IFLA_MASTER, (uint32_t)bridge_index);
+  put_u32(h, IFLA_NUM_TX_QUEUES, 1);
+  put_u32(h, IFLA_NUM_RX_QUEUES, 1);
   struct rtattr *linkinfo = nest_start(h, IFLA_LINKINFO);
   put_string(h, IFLA_INFO_KIND, "veth");
   struct rtattr *data = nest_start(h, IFLA_INFO_DATA);
@@ -257,6 +264,8 @@ static int create_veth(int fd, const pod_link_spec *s, int bridge_index, int net
   put_string(h, IFLA_IFNAME, s->ifname);
   put_u32(h, IFLA_MTU, s->mtu);
   put_attr(h, IFLA_ADDRESS, s->pod_mac, sizeof s->pod_mac);
+  put_u32(h, IFLA_NUM_TX_QUEUES, 1);
+  put_u32(h, IFLA_NUM_RX_QUEUES, 1);
   put_u32(h, IFLA_NET_NS_FD, (uint32_t)netns_fd);
   nest_end(h, peer);
   nest_end(h, data);

@@ -92,20 +92,37 @@ export class AdminServer {
   }
 }
 
-async function readJsonBody(request: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new AdminRequestError(413, 'request body too large');
-    chunks.push(chunk);
-  }
-  if (size === 0) return undefined;
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new AdminRequestError(400, 'request body is not valid JSON');
-  }
+/**
+ * The request's JSON body (undefined if empty). Read with stream events rather than an async
+ * iterator: the iterator's promise per chunk was a visible share of the CNI request path.
+ */
+function readJsonBody(request: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      const wasTooLarge = size > MAX_BODY_BYTES;
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      // Answered at once, while the client still sends; the rest is read and dropped.
+      else if (!wasTooLarge) reject(new AdminRequestError(413, 'request body too large'));
+    });
+    request.on('error', reject);
+    request.on('end', () => {
+      if (size > MAX_BODY_BYTES) return;
+      if (size === 0) {
+        resolve(undefined);
+        return;
+      }
+      try {
+        resolve(
+          JSON.parse((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString('utf8')),
+        );
+      } catch {
+        reject(new AdminRequestError(400, 'request body is not valid JSON'));
+      }
+    });
+  });
 }
 
 /** Removes a socket file left by an agent that died, but refuses if an agent still answers on it. */

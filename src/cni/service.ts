@@ -74,7 +74,7 @@ export class CniService {
 
   async add(request: CniRequest): Promise<CniResult> {
     const node = await this.readyNode();
-    const netns = await isNetworkNamespace(request.netns);
+    const netns = isNetworkNamespace(request.netns);
     if (netns === 'missing')
       throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS ${request.netns} does not exist`);
     if (netns === 'not-a-netns') {

@@ -9,6 +9,7 @@ import {
   type RmpeerResult,
   saveIpamState,
 } from '../ipam/index.js';
+import { GroupCommit } from '../util/group-commit.js';
 import type { Logger } from '../util/log.js';
 import { type Packet, packOutbox, unpack } from './ipam-wire.js';
 
@@ -38,7 +39,8 @@ type DriverEvents = { 'ring-changed': []; 'save-failed': [Error] };
  * Drives the pure {@link IpamNode} over a gossip channel: feeds it time and validated messages,
  * and carries out what it asks for. The one rule that IPAM's safety rests on lives here: state
  * is on disk before any message produced from it leaves the node, and before an allocation is
- * reported to the caller. Flushes run strictly one after another, so saves never race.
+ * reported to the caller. Flushes run strictly one after another, so saves never race, and changes
+ * made while one runs share the next (group commit): a burst of allocations costs two saves.
  */
 export class IpamDriver extends EventEmitter<DriverEvents> {
   readonly counters: IpamDriverCounters = {
@@ -58,7 +60,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
   private lastRing: Ring | null = null;
   /** Messages drained before a save that failed: they leave with the next successful save. */
   private heldBack: Outbound[] = [];
-  private flushChain: Promise<void> = Promise.resolve();
+  private readonly flushes = new GroupCommit(() => this.flushOnce());
   private timer: NodeJS.Timeout | undefined;
   private readonly rejectedFrom = new Set<string>();
   private readonly sending = new Set<Promise<void>>();
@@ -90,7 +92,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.flushChain.catch(() => undefined);
+    await this.flushes.settled();
     await Promise.all(this.sending);
   }
 
@@ -123,7 +125,11 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     return this.apply((ipam) => ipam.rmpeer(peer, options));
   }
 
-  /** Runs a state change, then waits until it is saved and its messages are on their way (not delivered). */
+  /**
+   * Runs a state change, then waits until it is saved and its messages are on their way (not
+   * delivered). Rejects if the save that carried the change failed; the change stays in memory and
+   * goes to disk with the next save.
+   */
   async apply<T>(change: (ipam: IpamNode) => T): Promise<T> {
     const result = change(this.ipam);
     await this.flush();
@@ -159,11 +165,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
   }
 
   private flush(): Promise<void> {
-    this.flushChain = this.flushChain.then(
-      () => this.flushOnce(),
-      () => this.flushOnce(),
-    );
-    return this.flushChain;
+    return this.flushes.commit();
   }
 
   private async flushOnce(): Promise<void> {

@@ -179,6 +179,13 @@ export class TestCluster {
     const hostIf = `v${podName}`.slice(0, 15);
     await group.addVethPair({ ns: nodeName, ifname: hostIf }, { ns: podName, ifname: 'eth0' });
     const mtu = (await this.status(nodeName)).dataplane.mtu;
+    // Readiness comes from IPAM; the bridge follows the ring moments later (seconds on a loaded machine).
+    await waitFor(
+      async () =>
+        (await group.exec(nodeName, ['ip', 'link', 'show', 'weave'], { allowFail: true })).code === 0,
+      10_000,
+      `${nodeName} has no bridge`,
+    );
     await group.exec(nodeName, ['ip', 'link', 'set', hostIf, 'mtu', String(mtu), 'master', 'weave', 'up']);
     await group.exec(podName, ['ip', 'link', 'set', 'eth0', 'mtu', String(mtu), 'up']);
     await group.addAddress(podName, 'eth0', `${address}/32`);

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IpamDriver } from '../../../src/control/ipam-driver.js';
@@ -5,7 +8,7 @@ import { bridgeLayout, deriveRoutes } from '../../../src/control/routes.js';
 import { RouteTable } from '../../../src/dataplane/route-table.js';
 import type { GossipChannel } from '../../../src/gossip/channel.js';
 import { MemoryChannelHub } from '../../../src/gossip/fake/memory-channel.js';
-import { IpamNode, type IpamSnapshot } from '../../../src/ipam/index.js';
+import { IpamNode, type IpamSnapshot, loadIpamState, saveIpamState } from '../../../src/ipam/index.js';
 import { waitFor } from '../../helpers/agent.js';
 
 const log = pino({ level: 'silent' });
@@ -149,6 +152,80 @@ describe('IpamDriver', () => {
     const after = harness.events.slice(harness.events.lastIndexOf('a:saved'));
     expect(after).toContain('a:send');
     expect(harness.saved.get('a') && JSON.stringify(harness.saved.get('a'))).not.toContain('"peer":"b"');
+  });
+
+  it('saves a burst of concurrent allocations once (group commit), each durable when it resolves', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-ipam-driver-'));
+    try {
+      const config = { peer: 'a', clusterRange: CLUSTER, seeding: { kind: 'seeds', seeds: ['a'] } } as const;
+      let saves = 0;
+      const driver = new IpamDriver({
+        ipam: IpamNode.create(config),
+        channel: new MemoryChannelHub().join('a'),
+        stateDir: dir,
+        log,
+        save: (d, snapshot) => {
+          saves++;
+          return saveIpamState(d, snapshot);
+        },
+      });
+      await driver.apply(() => undefined);
+      const before = saves;
+      const ids = Array.from({ length: 50 }, (_, i) => `pod-${i}`);
+      const results = await Promise.all(ids.map((id) => driver.allocate(id)));
+      expect(results.every((r) => r.ok)).toBe(true);
+      expect(saves - before).toBe(1);
+      // A crash now (no stop, no further save) loses nothing that was reported allocated.
+      const restored = IpamNode.restore(config, (await loadIpamState(dir, config)) as IpamSnapshot);
+      for (const [i, id] of ids.entries()) {
+        const result = results[i];
+        expect(restored.addressOf(id)).toBe(result?.ok ? result.address : 'not allocated');
+      }
+
+      // Allocations arriving while a save runs share the next one.
+      const first = driver.allocate('late-0');
+      await new Promise((r) => setImmediate(r));
+      const rest = Array.from({ length: 10 }, (_, i) => driver.allocate(`late-${i + 1}`));
+      const savesBefore = saves;
+      await Promise.all([first, ...rest]);
+      expect(saves - savesBefore).toBe(1);
+      const reloaded = IpamNode.restore(config, (await loadIpamState(dir, config)) as IpamSnapshot);
+      expect(reloaded.addressOf('late-10')).toBeDefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails exactly the allocations a failed save carried; later ones are saved by the next', async () => {
+    let failNext = false;
+    const saved: IpamSnapshot[] = [];
+    const driver = new IpamDriver({
+      ipam: IpamNode.create({ peer: 'a', clusterRange: CLUSTER, seeding: { kind: 'seeds', seeds: ['a'] } }),
+      channel: new MemoryChannelHub().join('a'),
+      stateDir: '/nonexistent',
+      log,
+      save: async (_dir, snapshot) => {
+        await new Promise((r) => setTimeout(r, 5));
+        if (failNext) {
+          failNext = false;
+          throw new Error('disk full');
+        }
+        saved.push(snapshot);
+      },
+    });
+    await driver.apply(() => undefined);
+    failNext = true;
+    const carried = [driver.allocate('pod-1'), driver.allocate('pod-2')];
+    await new Promise((r) => setImmediate(r));
+    // Arrives while the failing save runs: carried by the next save, which succeeds.
+    const next = driver.allocate('pod-3');
+    for (const p of carried) await expect(p).rejects.toThrow('disk full');
+    const result = await next;
+    expect(result.ok).toBe(true);
+    const last = JSON.stringify(saved.at(-1)?.allocations);
+    expect(last).toContain('pod-3');
+    // The failed batch's changes stay in memory and reach the disk with that next save.
+    expect(last).toContain('pod-1');
   });
 
   it('drops invalid messages, counting them', async () => {
