@@ -1,4 +1,11 @@
-import { checkGpeDatagram, GPE_HEADER_LENGTH, gpeHeader, NextProtocol, WireVerdict } from '../wire/index.js';
+import {
+  checkGpeDatagram,
+  GPE_HEADER_LENGTH,
+  gpeHeader,
+  hasPartialChecksum,
+  NextProtocol,
+  WireVerdict,
+} from '../wire/index.js';
 import { type DataplaneCounters, DropReason } from './counters.js';
 import {
   PacketBatch,
@@ -47,7 +54,7 @@ const GSO_TYPE_MASK = 0x7f;
  * a {@link RouteTable} snapshot, and it applies it to batches of packets in both directions.
  *
  * TUN → lookup destination → write the GPE header into the headroom in front of the packet →
- * sendmmsg. Socket → known sender? → valid GPE for our VNI? → inner source owned by that sender?
+ * sendmmsg (offload mode: segment, leaving inner checksums partial for peers that complete them). Socket → known sender? → valid GPE for our VNI? → inner source owned by that sender?
  * → inner destination served here? → strip header (by moving the offset) → TUN.
  */
 export class Forwarder {
@@ -248,6 +255,7 @@ export class Forwarder {
   private addressTo(batch: PacketBatch, out: number, peer: number): void {
     batch.addrs[out] = this.routes.peerAddrs[peer] as number;
     batch.ports[out] = this.routes.peerPorts[peer] as number;
+    batch.partial[out] = this.routes.peerPartial[peer] as number;
     this.txPeers[out] = peer;
   }
 
@@ -337,12 +345,20 @@ export class Forwarder {
       counters.drop(DropReason.TtlExpired);
       return;
     }
+    // A partial checksum can only be handed on through a virtio header; we do not announce the
+    // feature without one, so such a datagram comes from a misconfigured peer.
+    const partial = hasPartialChecksum(buf, offset);
+    if (partial && !this.tun.vnetHdr) {
+      counters.drop(DropReason.Malformed);
+      return;
+    }
     // The IPv4 total length (already checked to fit) drops any padding after the packet.
     const innerLength = buf.readUInt16BE(inner + 2);
     const list = this.decapList;
     if (list.count === list.capacity) this.flushDecapsulated();
     list.offsets[list.count] = inner;
     list.lengths[list.count] = innerLength;
+    list.partial[list.count] = partial ? 1 : 0;
     list.count++;
     routes.countRx(peer, innerLength);
   }
