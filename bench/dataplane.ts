@@ -12,13 +12,21 @@ import { type BenchMode, kernelVxlanGpeMode, routedMode, runComparison } from '.
  * `npm run bench`: weft against plain routing (the limit) and the kernel's VXLAN-GPE (the same
  * wire format done in the kernel), each on a fresh two-node topology, in one run.
  */
-function weftMode(name: string, agentFlags: string[]): BenchMode {
+function weftMode(name: string, agentFlags: string[], peerFeatures: string[] = ['partial-csum']): BenchMode {
   return {
     name,
     podMtu: 1464,
     async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
-      const opts = { flags: [...agentFlags, ...extraAgentFlags], nodeFlags: nodeFlags };
-      const agents = [await startAgentOn(group, topo, 0, opts), await startAgentOn(group, topo, 1, opts)];
+      // Each node's peer file lists what the other announces, as the topology records would.
+      const opts = (node: 0 | 1) => ({
+        flags: [...agentFlags, ...extraAgentFlags],
+        nodeFlags,
+        peerFile: staticPeerFile(topo, node, peerFeatures),
+      });
+      const agents = [
+        await startAgentOn(group, topo, 0, opts(0)),
+        await startAgentOn(group, topo, 1, opts(1)),
+      ];
       return {
         pids: agents.map((a) => a.child.pid as number),
         undo: async () => {
@@ -29,10 +37,22 @@ function weftMode(name: string, agentFlags: string[]): BenchMode {
   };
 }
 
+/** The peer file of `node` in the two-node topology, its peer announcing `features`. */
+function staticPeerFile(topo: TwoNodeTopology, node: 0 | 1, features: string[]) {
+  const self = topo.nodes[node];
+  const peer = topo.nodes[node === 0 ? 1 : 0];
+  return {
+    node: { name: self.shortName, underlayAddress: self.underlayIp, podCidrs: [self.podCidr] },
+    peers: [{ name: peer.shortName, underlayAddress: peer.underlayIp, podCidrs: [peer.podCidr], features }],
+  };
+}
+
 const modes: Record<string, BenchMode> = {
   routed: routedMode,
   'vxlan-gpe': kernelVxlanGpeMode,
   weft: weftMode('weft', []),
+  /** Not run by default: complete inner checksums on every packet (a peer that does not take partial ones). */
+  'weft-full-csum': weftMode('weft-full-csum', [], []),
   /** Not run by default: the per-packet path, to show what the offloads bring. */
   'weft-offload-off': weftMode('weft-offload-off', ['--offload', 'off']),
 };

@@ -75,6 +75,13 @@ export class Forwarder {
   private readonly txPeers: Int32Array;
   /** Per entry of a super-packet send: the IP + L4 header size every segment repeats (0: no GSO). */
   private readonly txHeaders: Uint32Array;
+  /**
+   * Inner source and destination last checked for the datagram (or GRO train) being received: its
+   * segments are nearly always one flow, so the two route lookups run once per train. Reset per
+   * datagram, so a cached verdict never outlives its sender.
+   */
+  private checkedSource = -1;
+  private checkedDestination = -1;
   private running = false;
 
   constructor(options: ForwarderOptions) {
@@ -307,6 +314,8 @@ export class Forwarder {
         );
         continue;
       }
+      this.checkedSource = -1;
+      this.checkedDestination = -1;
       if (segmentSize === 0 || segmentSize >= length) {
         this.acceptDatagram(offset, length, peer);
         continue;
@@ -333,13 +342,21 @@ export class Forwarder {
       counters.drop(DropReason.NoRoute);
       return;
     }
-    if (routes.lookup(buf.readUInt32BE(inner + 12)) !== peer) {
-      counters.drop(DropReason.SpoofedSource);
-      return;
+    const source = readUint32(buf, inner + 12);
+    if (source !== this.checkedSource) {
+      if (routes.lookup(source) !== peer) {
+        counters.drop(DropReason.SpoofedSource);
+        return;
+      }
+      this.checkedSource = source;
     }
-    if (routes.lookup(buf.readUInt32BE(inner + 16)) !== LOCAL) {
-      counters.drop(DropReason.NoRoute);
-      return;
+    const destination = readUint32(buf, inner + 16);
+    if (destination !== this.checkedDestination) {
+      if (routes.lookup(destination) !== LOCAL) {
+        counters.drop(DropReason.NoRoute);
+        return;
+      }
+      this.checkedDestination = destination;
     }
     if (buf[inner + 8] === 0) {
       counters.drop(DropReason.TtlExpired);
@@ -353,7 +370,7 @@ export class Forwarder {
       return;
     }
     // The IPv4 total length (already checked to fit) drops any padding after the packet.
-    const innerLength = buf.readUInt16BE(inner + 2);
+    const innerLength = ((buf[inner + 2] as number) << 8) | (buf[inner + 3] as number);
     const list = this.decapList;
     if (list.count === list.capacity) this.flushDecapsulated();
     list.offsets[list.count] = inner;
@@ -375,4 +392,15 @@ export class Forwarder {
     this.counters.decapsulated(written, writtenBytes);
     if (written < out) this.counters.drop(DropReason.TunWriteFailed, out - written);
   }
+}
+
+/** Big-endian uint32 at `at` (checked to lie inside the packet): plain element loads, no argument validation. */
+function readUint32(buf: Buffer, at: number): number {
+  return (
+    (((buf[at] as number) << 24) |
+      ((buf[at + 1] as number) << 16) |
+      ((buf[at + 2] as number) << 8) |
+      (buf[at + 3] as number)) >>>
+    0
+  );
 }
