@@ -1,8 +1,10 @@
 import '../src/util/polyfill.js';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startAgentOn } from '../test/helpers/agent.js';
+import { startAgentOn, waitFor } from '../test/helpers/agent.js';
 import type { NetnsGroup } from '../test/helpers/netns.js';
 import type { TwoNodeTopology } from '../test/helpers/topology.js';
 import { ALL_TESTS, QUICK_MEASURE_OPTIONS, type TestName } from './measure.js';
@@ -47,7 +49,67 @@ function staticPeerFile(topo: TwoNodeTopology, node: 0 | 1, features: string[]) 
   };
 }
 
+/**
+ * Not run by default: bench/dp-minimal-loop.ts on both nodes, the prototype's loop on weft's addon
+ * with nothing of the agent around it (partial checksums, as weft between its peers).
+ */
+const minimalLoopMode: BenchMode = {
+  name: 'minimal-loop',
+  podMtu: 1464,
+  async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
+    const loops: ChildProcess[] = [];
+    for (const node of [0, 1] as const) {
+      const self = topo.nodes[node];
+      const peer = topo.nodes[node === 0 ? 1 : 0];
+      const script = fileURLToPath(new URL('./dp-minimal-loop.js', import.meta.url));
+      const child = group.spawn(self.shortName, [
+        process.execPath,
+        ...nodeFlags,
+        script,
+        self.underlayIp,
+        peer.underlayIp,
+        '--partial',
+      ]);
+      loops.push(child);
+      await waitFor(
+        async () =>
+          (await group.exec(self.shortName, ['ip', 'link', 'show', 'weft0'], { allowFail: true })).code === 0,
+        10_000,
+        `minimal loop on ${self.shortName} did not create weft0`,
+      );
+      await group.exec(self.shortName, [
+        'ip',
+        'link',
+        'set',
+        'weft0',
+        'mtu',
+        '1464',
+        'txqueuelen',
+        '10000',
+        'up',
+      ]);
+      await group.exec(self.shortName, [
+        'ip',
+        'route',
+        'add',
+        peer.podCidr,
+        'dev',
+        'weft0',
+        'src',
+        self.gatewayIp,
+      ]);
+    }
+    return {
+      pids: loops.map((child) => child.pid as number),
+      undo: async () => {
+        for (const child of loops) await group.stop(child);
+      },
+    };
+  },
+};
+
 const modes: Record<string, BenchMode> = {
+  'minimal-loop': minimalLoopMode,
   routed: routedMode,
   'vxlan-gpe': kernelVxlanGpeMode,
   weft: weftMode('weft', []),
