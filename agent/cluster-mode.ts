@@ -71,6 +71,7 @@ export async function startClusterAgent(config: ClusterConfig, log: Logger): Pro
       listenPort: config.gossipPort,
       underlayAddress: config.underlayAddress,
       dataPort: config.dataPort,
+      dataplaneFeatures: dataplane.features,
       agentVersion: weftVersion,
       peers: config.peers,
       clusterSecret,

@@ -1,4 +1,5 @@
 import { DataplaneCounters } from '../src/dataplane/counters.js';
+import { DataplaneFeature } from '../src/dataplane/features.js';
 import { Forwarder } from '../src/dataplane/forwarder.js';
 import { KernelTun } from '../src/dataplane/kernel-tun.js';
 import { KernelUdp } from '../src/dataplane/kernel-udp.js';
@@ -17,6 +18,8 @@ export interface DataplaneSettings {
   mtu: number;
   /** Use kernel offloads (TUN TSO/checksum, UDP GSO/GRO) where the kernel grants them. */
   offload: boolean;
+  /** Offer peers to complete the inner checksums they leave partial (needs the TUN's virtio header). */
+  partialChecksums: boolean;
 }
 
 /** The running data plane: kernel devices plus the forwarder, fed route tables from outside. */
@@ -79,6 +82,11 @@ export class Dataplane {
       ...(this.udp.gro ? ['UDP GRO'] : []),
     ];
     return `userspace, batched (recvmmsg/sendmmsg), offloads: ${offloads.join(', ') || 'none'}`;
+  }
+
+  /** Data-plane features to announce to peers (src/dataplane/features.ts). */
+  get features(): DataplaneFeature[] {
+    return this.settings.partialChecksums && this.tun.vnetHdr ? [DataplaneFeature.PartialChecksums] : [];
   }
 
   get routeTable(): RouteTable {

@@ -52,6 +52,7 @@ Options for both:
   --bridge NAME         pod bridge name (default ${defaults.bridgeName})
   --mtu N               overlay MTU (default: underlay MTU - 36)
   --offload on|off      kernel offloads in the data plane: TUN TSO, UDP GSO/GRO (default on)
+  --partial-checksums on|off  let peers leave inner TCP/UDP checksums to this node (default on)
   --admin-socket PATH   admin API socket (default ${defaults.adminSocket})
   --health-listen A     /healthz and /readyz: IP:PORT, :PORT or off (default ${defaults.healthListen})
   --metrics-listen A    Prometheus /metrics: IP:PORT, :PORT or off (default ${defaults.metricsListen})
@@ -70,6 +71,7 @@ const options = {
   bridge: { type: 'string' },
   mtu: { type: 'string' },
   offload: { type: 'string' },
+  'partial-checksums': { type: 'string' },
   'admin-socket': { type: 'string' },
   'health-listen': { type: 'string' },
   'metrics-listen': { type: 'string' },
@@ -169,6 +171,7 @@ async function runAgent(values: Record<string, string | boolean | undefined>): P
     bridge: values.bridge as string | undefined,
     mtu: values.mtu as string | undefined,
     offload: values.offload as string | undefined,
+    partialChecksums: values['partial-checksums'] as string | undefined,
     adminSocket: values['admin-socket'] as string | undefined,
     healthListen: values['health-listen'] as string | undefined,
     metricsListen: values['metrics-listen'] as string | undefined,

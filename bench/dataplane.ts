@@ -1,8 +1,10 @@
 import '../src/util/polyfill.js';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startAgentOn } from '../test/helpers/agent.js';
+import { startAgentOn, waitFor } from '../test/helpers/agent.js';
 import type { NetnsGroup } from '../test/helpers/netns.js';
 import type { TwoNodeTopology } from '../test/helpers/topology.js';
 import { ALL_TESTS, QUICK_MEASURE_OPTIONS, type TestName } from './measure.js';
@@ -12,13 +14,21 @@ import { type BenchMode, kernelVxlanGpeMode, routedMode, runComparison } from '.
  * `npm run bench`: weft against plain routing (the limit) and the kernel's VXLAN-GPE (the same
  * wire format done in the kernel), each on a fresh two-node topology, in one run.
  */
-function weftMode(name: string, agentFlags: string[]): BenchMode {
+function weftMode(name: string, agentFlags: string[], peerFeatures: string[] = ['partial-csum']): BenchMode {
   return {
     name,
     podMtu: 1464,
     async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
-      const opts = { flags: [...agentFlags, ...extraAgentFlags], nodeFlags: nodeFlags };
-      const agents = [await startAgentOn(group, topo, 0, opts), await startAgentOn(group, topo, 1, opts)];
+      // Each node's peer file lists what the other announces, as the topology records would.
+      const opts = (node: 0 | 1) => ({
+        flags: [...agentFlags, ...extraAgentFlags],
+        nodeFlags,
+        peerFile: staticPeerFile(topo, node, peerFeatures),
+      });
+      const agents = [
+        await startAgentOn(group, topo, 0, opts(0)),
+        await startAgentOn(group, topo, 1, opts(1)),
+      ];
       return {
         pids: agents.map((a) => a.child.pid as number),
         undo: async () => {
@@ -29,10 +39,82 @@ function weftMode(name: string, agentFlags: string[]): BenchMode {
   };
 }
 
+/** The peer file of `node` in the two-node topology, its peer announcing `features`. */
+function staticPeerFile(topo: TwoNodeTopology, node: 0 | 1, features: string[]) {
+  const self = topo.nodes[node];
+  const peer = topo.nodes[node === 0 ? 1 : 0];
+  return {
+    node: { name: self.shortName, underlayAddress: self.underlayIp, podCidrs: [self.podCidr] },
+    peers: [{ name: peer.shortName, underlayAddress: peer.underlayIp, podCidrs: [peer.podCidr], features }],
+  };
+}
+
+/**
+ * Not run by default: bench/dp-minimal-loop.ts on both nodes, the prototype's loop on weft's addon
+ * with nothing of the agent around it (partial checksums, as weft between its peers).
+ */
+const minimalLoopMode: BenchMode = {
+  name: 'minimal-loop',
+  podMtu: 1464,
+  async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
+    const loops: ChildProcess[] = [];
+    for (const node of [0, 1] as const) {
+      const self = topo.nodes[node];
+      const peer = topo.nodes[node === 0 ? 1 : 0];
+      const script = fileURLToPath(new URL('./dp-minimal-loop.js', import.meta.url));
+      const child = group.spawn(self.shortName, [
+        process.execPath,
+        ...nodeFlags,
+        script,
+        self.underlayIp,
+        peer.underlayIp,
+        '--partial',
+      ]);
+      loops.push(child);
+      await waitFor(
+        async () =>
+          (await group.exec(self.shortName, ['ip', 'link', 'show', 'weft0'], { allowFail: true })).code === 0,
+        10_000,
+        `minimal loop on ${self.shortName} did not create weft0`,
+      );
+      await group.exec(self.shortName, [
+        'ip',
+        'link',
+        'set',
+        'weft0',
+        'mtu',
+        '1464',
+        'txqueuelen',
+        '10000',
+        'up',
+      ]);
+      await group.exec(self.shortName, [
+        'ip',
+        'route',
+        'add',
+        peer.podCidr,
+        'dev',
+        'weft0',
+        'src',
+        self.gatewayIp,
+      ]);
+    }
+    return {
+      pids: loops.map((child) => child.pid as number),
+      undo: async () => {
+        for (const child of loops) await group.stop(child);
+      },
+    };
+  },
+};
+
 const modes: Record<string, BenchMode> = {
+  'minimal-loop': minimalLoopMode,
   routed: routedMode,
   'vxlan-gpe': kernelVxlanGpeMode,
   weft: weftMode('weft', []),
+  /** Not run by default: complete inner checksums on every packet (a peer that does not take partial ones). */
+  'weft-full-csum': weftMode('weft-full-csum', [], []),
   /** Not run by default: the per-packet path, to show what the offloads bring. */
   'weft-offload-off': weftMode('weft-offload-off', ['--offload', 'off']),
 };

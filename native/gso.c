@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <linux/virtio_net.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define TCP_FIN 0x01
@@ -143,20 +144,27 @@ uint32_t gso_count(const uint8_t *pkt, uint32_t len) {
   return count <= GSO_MAX_SEGMENTS ? count : 0;
 }
 
-void gso_segment(uint8_t *pkt, uint32_t len, const uint8_t gpe[GPE_LEN], uint8_t *hdr_space, gso_piece *pieces,
-                 uint32_t *datagram_size) {
+void gso_segment(uint8_t *pkt, uint32_t len, const uint8_t gpe[GPE_LEN], int partial, uint8_t *hdr_space,
+                 gso_piece *pieces, uint32_t *datagram_size) {
   struct virtio_net_hdr h = read_vnet(pkt);
   uint8_t *ip = pkt + VNET_HDR_LEN;
   uint32_t ip_len = len - VNET_HDR_LEN;
   uint8_t gso_type = h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
 
   if (gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+    bool leave_partial = false;
     if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-      /* The checksum field holds the pseudo-header sum; the sum over the rest completes it. */
-      uint16_t check = (uint16_t)~csum_fold(csum_add(ip + h.csum_start, ip_len - h.csum_start, 0));
-      memcpy(ip + h.csum_start + h.csum_offset, &check, 2);
+      /* The checksum field holds the pseudo-header sum: the receiver completes it, or the sum over the rest does. */
+      uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
+      leave_partial = partial && h.csum_start == ihl && h.csum_offset != 0 &&
+                      h.csum_offset == partial_csum_offset(ip, ip_len);
+      if (!leave_partial) {
+        uint16_t check = (uint16_t)~csum_fold(csum_add(ip + h.csum_start, ip_len - h.csum_start, 0));
+        memcpy(ip + h.csum_start + h.csum_offset, &check, 2);
+      }
     }
     memcpy(ip - GPE_LEN, gpe, GPE_LEN);
+    if (leave_partial) ip[GPE_PARTIAL_BYTE - GPE_LEN] |= GPE_PARTIAL_BIT;
     pieces[0] = (gso_piece){ip - GPE_LEN, ip_len + GPE_LEN, NULL, 0};
     *datagram_size = ip_len + GPE_LEN;
     return;
@@ -195,9 +203,14 @@ void gso_segment(uint8_t *pkt, uint32_t len, const uint8_t gpe[GPE_LEN], uint8_t
       protocol = IPPROTO_UDP_;
     }
     uint64_t sum = pseudo_sum(sip, protocol, l4 + pl);
-    sum = csum_add(data, pl, csum_add(l4h, l4, sum));
-    uint16_t check = (uint16_t)~csum_fold(sum);
-    if (!tcp && check == 0) check = 0xffff; /* 0 would mean "no checksum" for UDP */
+    uint16_t check;
+    if (partial) {
+      check = csum_fold(sum); /* CHECKSUM_PARTIAL: the pseudo-header sum, not inverted */
+      seg[GPE_PARTIAL_BYTE] |= GPE_PARTIAL_BIT;
+    } else {
+      check = (uint16_t)~csum_fold(csum_add(data, pl, csum_add(l4h, l4, sum)));
+      if (!tcp && check == 0) check = 0xffff; /* 0 would mean "no checksum" for UDP */
+    }
     memcpy(l4h + (tcp ? 16 : 6), &check, 2);
     pieces[j] = (gso_piece){seg, GPE_LEN + hl, data, pl};
   }
@@ -334,4 +347,24 @@ uint32_t gro_build_header(const uint8_t *buf, const uint32_t *offsets, const uin
   uint16_t partial = csum_fold(pseudo_sum(ip, udp ? IPPROTO_UDP_ : IPPROTO_TCP_, total - 20));
   memcpy(ip + 20 + v.csum_offset, &partial, 2);
   return VNET_HDR_LEN + hl;
+}
+
+uint32_t partial_csum_offset(const uint8_t *p, uint32_t len) {
+  if (len < 20 || p[0] >> 4 != 4) return 0;
+  uint32_t ihl = (uint32_t)(p[0] & 15) * 4;
+  if (ihl < 20 || (p[6] & 0x3f) != 0 || p[7] != 0) return 0; /* not a fragment: the L4 header is here */
+  uint32_t offset = p[9] == IPPROTO_TCP_ ? 16 : p[9] == IPPROTO_UDP_ ? 6 : 0;
+  return offset != 0 && ihl + offset + 2 <= len ? offset : 0;
+}
+
+void partial_vnet_header(const uint8_t *p, uint32_t len, uint8_t *hdr) {
+  struct virtio_net_hdr v;
+  memset(&v, 0, sizeof v);
+  uint32_t offset = partial_csum_offset(p, len);
+  if (offset != 0) {
+    v.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    v.csum_start = (uint16_t)((p[0] & 15) * 4);
+    v.csum_offset = (uint16_t)offset;
+  }
+  memcpy(hdr, &v, VNET_HDR_LEN);
 }

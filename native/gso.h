@@ -16,6 +16,14 @@
 /* Coalesced runs stop at this many segments (and at 65535 bytes). */
 #define GRO_MAX_SEGMENTS 64
 #define GPE_LEN 8
+/*
+ * A bit of the GPE header's reserved field (byte 2) meaning "the inner TCP/UDP checksum is partial":
+ * it holds the pseudo-header sum, and the receiver must hand the packet on as CHECKSUM_PARTIAL
+ * (NEEDS_CSUM). Sent only to peers that announce they understand it; the kernel's vxlan-gpe drops
+ * datagrams with reserved bits set.
+ */
+#define GPE_PARTIAL_BYTE 2
+#define GPE_PARTIAL_BIT 0x01
 
 /* One datagram (GSO) or inner packet (GRO) as up to two pieces: rebuilt header + untouched payload. */
 typedef struct {
@@ -40,9 +48,20 @@ uint32_t gso_count(const uint8_t *pkt, uint32_t len);
  * hdr_space (count * GSO_HDR_SLOT bytes) with complete inner checksums; payloads are referenced in
  * place. A packet that needs no segmentation is finished in place (checksum, GPE header over the
  * vnet header). *datagram_size is the size of every datagram but the last (for UDP_SEGMENT).
+ * With `partial`, TCP/UDP checksums are left partial (pseudo-header sum) and their datagrams carry
+ * GPE_PARTIAL_BIT; other packets are still completed.
  */
-void gso_segment(uint8_t *pkt, uint32_t len, const uint8_t gpe[GPE_LEN], uint8_t *hdr_space, gso_piece *pieces,
-                 uint32_t *datagram_size);
+void gso_segment(uint8_t *pkt, uint32_t len, const uint8_t gpe[GPE_LEN], int partial, uint8_t *hdr_space,
+                 gso_piece *pieces, uint32_t *datagram_size);
+
+/*
+ * The offset of the checksum field inside the L4 header of IPv4 packet p (len bytes) when it is a
+ * TCP or UDP packet whose checksum can be left to the receiver as CHECKSUM_PARTIAL (16 or 6), else 0.
+ */
+uint32_t partial_csum_offset(const uint8_t *p, uint32_t len);
+
+/* The virtio_net_hdr (VNET_HDR_LEN bytes at hdr) for writing a single packet p whose checksum is partial. */
+void partial_vnet_header(const uint8_t *p, uint32_t len, uint8_t *hdr);
 
 /*
  * The number of packets from index `first` (< n) that coalesce into one TCP super-packet, or with

@@ -180,6 +180,28 @@ static bool get_u32s(napi_env env, napi_value value, const char *name, u32_view 
                          &out->length);
 }
 
+/* An optional Uint8Array of per-packet flags: undefined gives an empty view (all 0). */
+static bool get_optional_flags(napi_env env, napi_value value, const char *name, uint64_t count, byte_view *out) {
+  napi_valuetype type;
+  char message[160];
+  out->data = NULL;
+  out->length = 0;
+  napi_typeof(env, value, &type);
+  if (type == napi_undefined) return true;
+  if (!get_bytes(env, value, name, out)) return false;
+  if (out->length < count) {
+    snprintf(message, sizeof message, "%s has %zu entries, fewer than n (%llu)", name, out->length,
+             (unsigned long long)count);
+    throw_range_error(env, message);
+    return false;
+  }
+  return true;
+}
+
+static inline bool flag_at(const byte_view *flags, uint32_t i) {
+  return flags->data != NULL && flags->data[i] != 0;
+}
+
 static bool get_u16s(napi_env env, napi_value value, const char *name, u16_view *out) {
   return get_typed_array(env, value, name, napi_uint16_array, "Uint16Array", (void **)&out->data,
                          &out->length);
@@ -845,27 +867,29 @@ static bool get_gpe(napi_env env, napi_value value, byte_view *gpe) {
 }
 
 /*
- * udpSendGso(fd, buf, offsets, lengths, addrs, ports, n, gpeHeader, maxSegments, segments) -> sent
+ * udpSendGso(fd, buf, offsets, lengths, addrs, ports, n, gpeHeader, maxSegments, segments, partial?) -> sent
  * Packet i is one TUN read, [virtio_net_hdr][IPv4 packet]; it is segmented (TSO/USO) into datagrams
- * of GPE header + inner packet with complete checksums, sent to addrs[i]:ports[i] as UDP_SEGMENT
+ * of GPE header + inner packet with complete checksums (left partial and marked GPE_PARTIAL_BIT where
+ * partial[i] is set: the peer completes them), sent to addrs[i]:ports[i] as UDP_SEGMENT
  * messages of up to maxSegments datagrams (1: one sendmmsg entry per datagram). segments[i] gets the
  * number of inner packets packet i became (0: malformed, not sent). Returns the inner packets sent;
  * a full socket buffer ends the batch. Throws on other errors (EIO: the device refused UDP GSO).
  */
 static napi_value udp_send_gso(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
+  napi_value argv[11];
   int fd;
-  byte_view buf, gpe;
+  byte_view buf, gpe, partial;
   u32_view offsets, lengths, addrs, segments;
   u16_view ports;
   int64_t count, max_segments;
-  if (!get_args(env, info, 10, argv)) return NULL;
+  if (!get_args(env, info, 11, argv)) return NULL;
   if (!get_fd(env, argv[0], &fd) || !get_bytes(env, argv[1], "buf", &buf) ||
       !get_u32s(env, argv[2], "offsets", &offsets) || !get_u32s(env, argv[3], "lengths", &lengths) ||
       !get_u32s(env, argv[4], "addrs", &addrs) || !get_u16s(env, argv[5], "ports", &ports) ||
       !get_integer(env, argv[6], "n", 0, UINT32_MAX, &count) || !get_gpe(env, argv[7], &gpe) ||
       !get_integer(env, argv[8], "maxSegments", 1, UDP_MAX_SEGMENTS, &max_segments) ||
-      !get_u32s(env, argv[9], "segments", &segments))
+      !get_u32s(env, argv[9], "segments", &segments) ||
+      !get_optional_flags(env, argv[10], "partial", (uint64_t)count, &partial))
     return NULL;
   if (!check_packets(env, &buf, &offsets, &lengths, (uint64_t)count)) return NULL;
   if ((uint64_t)count > addrs.length || (uint64_t)count > ports.length || (uint64_t)count > segments.length)
@@ -888,8 +912,8 @@ static napi_value udp_send_gso(napi_env env, napi_callback_info info) {
     }
     gso_piece *pieces = st->pieces + st->used_segments;
     uint32_t datagram_size;
-    gso_segment(pkt, lengths.data[i], gpe.data, st->headers + (size_t)st->used_segments * GSO_HDR_SLOT, pieces,
-                &datagram_size);
+    gso_segment(pkt, lengths.data[i], gpe.data, flag_at(&partial, i),
+                st->headers + (size_t)st->used_segments * GSO_HDR_SLOT, pieces, &datagram_size);
     st->used_segments += segs;
     if (segs == 1 && join_train(st, pieces, addrs.data[i], ports.data[i], (uint32_t)max_segments)) continue;
     uint32_t per_message = UDP_MAX_PAYLOAD / datagram_size;
@@ -907,11 +931,13 @@ static napi_value udp_send_gso(napi_env env, napi_callback_info info) {
 }
 
 /* Packet i's run of coalesced packets as iovecs: [vnet header (+ merged header)][payload...]. */
-static uint32_t gro_iovecs(const byte_view *buf, const u32_view *offsets, const u32_view *lengths, uint32_t i,
-                           uint32_t count, uint8_t *hdr, struct iovec *iov) {
+static uint32_t gro_iovecs(const byte_view *buf, const u32_view *offsets, const u32_view *lengths,
+                           const byte_view *partial, uint32_t i, uint32_t count, uint8_t *hdr, struct iovec *iov) {
   uint32_t k = 0;
   iov[k++] = (struct iovec){hdr, gro_build_header(buf->data, offsets->data, lengths->data, i, count, hdr)};
   if (count == 1) {
+    /* A run is always written NEEDS_CSUM; a single packet only when its sender left the checksum partial. */
+    if (flag_at(partial, i)) partial_vnet_header(buf->data + offsets->data[i], lengths->data[i], hdr);
     iov[k++] = (struct iovec){buf->data + offsets->data[i], lengths->data[i]};
     return k;
   }
@@ -938,12 +964,12 @@ static bool get_optional_bool(napi_env env, napi_value value, const char *name, 
 
 /* Writes packets [i, i+count) to the TUN one by one; returns how many were written, or -1 (errno) on a failure. */
 static int64_t tun_write_singly(int fd, const byte_view *buf, const u32_view *offsets, const u32_view *lengths,
-                                uint32_t i, uint32_t count, bool *full) {
+                                const byte_view *partial, uint32_t i, uint32_t count, bool *full) {
   uint8_t hdr[GRO_HDR_SPACE];
   struct iovec iov[2];
   int64_t written = 0;
   for (uint32_t j = i; j < i + count; j++) {
-    gro_iovecs(buf, offsets, lengths, j, 1, hdr, iov);
+    gro_iovecs(buf, offsets, lengths, partial, j, 1, hdr, iov);
     tun_write_outcome outcome = tun_write_packet(fd, iov, 2);
     if (outcome == TUN_FULL) {
       *full = true;
@@ -956,37 +982,39 @@ static int64_t tun_write_singly(int fd, const byte_view *buf, const u32_view *of
 }
 
 /*
- * tunWriteGro(fd, buf, offsets, lengths, n, coalesceUdp?) -> packets written. For a TUN opened with
- * vnetHdr: packets are whole inner IPv4 packets; consecutive TCP segments of one flow (and with
+ * tunWriteGro(fd, buf, offsets, lengths, n, coalesceUdp?, partial?) -> packets written. For a TUN opened with
+ * vnetHdr: packets are whole inner IPv4 packets (partial[i] set: its TCP/UDP checksum holds only the
+ * pseudo-header sum, so it is written NEEDS_CSUM); consecutive TCP segments of one flow (and with
  * coalesceUdp, same-size UDP datagrams of one flow) are written as one GSO super-packet (NEEDS_CSUM,
  * the kernel completes the checksum and cuts UDP back into the original datagrams), everything else
  * alone with an empty virtio_net_hdr. A full queue ends the batch; a packet refused on its own is
  * skipped; a merged run the kernel refuses is written packet by packet instead.
  */
 static napi_value tun_write_gro(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
+  napi_value argv[7];
   int fd;
-  byte_view buf;
+  byte_view buf, partial;
   u32_view offsets, lengths;
   int64_t count;
   bool coalesce_udp;
-  if (!get_args(env, info, 6, argv)) return NULL;
+  if (!get_args(env, info, 7, argv)) return NULL;
   if (!get_fd(env, argv[0], &fd) || !get_packet_list(env, argv + 1, &buf, &offsets, &lengths, &count) ||
-      !get_optional_bool(env, argv[5], "coalesceUdp", &coalesce_udp))
+      !get_optional_bool(env, argv[5], "coalesceUdp", &coalesce_udp) ||
+      !get_optional_flags(env, argv[6], "partial", (uint64_t)count, &partial))
     return NULL;
   uint8_t hdr[GRO_HDR_SPACE];
   struct iovec iov[GRO_MAX_SEGMENTS + 1];
   uint32_t written = 0;
   for (uint32_t i = 0; i < count;) {
     uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count, coalesce_udp);
-    uint32_t k = gro_iovecs(&buf, &offsets, &lengths, i, run, hdr, iov);
+    uint32_t k = gro_iovecs(&buf, &offsets, &lengths, &partial, i, run, hdr, iov);
     tun_write_outcome outcome = tun_write_packet(fd, iov, (int)k);
     if (outcome == TUN_FULL) break;
     if (outcome == TUN_FAILED) return throw_errno(env, errno, "writev");
     if (outcome == TUN_WRITTEN) written += run;
     if (outcome == TUN_SKIPPED && run > 1) {
       bool full = false;
-      int64_t singly = tun_write_singly(fd, &buf, &offsets, &lengths, i, run, &full);
+      int64_t singly = tun_write_singly(fd, &buf, &offsets, &lengths, &partial, i, run, &full);
       if (singly < 0) return throw_errno(env, errno, "writev");
       written += (uint32_t)singly;
       if (full) break;
@@ -1020,19 +1048,20 @@ static bool record_output(napi_env env, const u32_view *offsets, const u32_view 
 }
 
 /*
- * groCoalesce(buf, offsets, lengths, n, out, outOffsets, outLengths, coalesceUdp?) -> packets out: what
+ * groCoalesce(buf, offsets, lengths, n, out, outOffsets, outLengths, coalesceUdp?, partial?) -> packets out: what
  * tunWriteGro would write, each [virtio_net_hdr][packet], copied into out (for tests and the in-memory TUN).
  */
 static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  byte_view buf, out;
+  napi_value argv[9];
+  byte_view buf, out, partial;
   u32_view offsets, lengths, out_offsets, out_lengths;
   int64_t count;
   bool coalesce_udp;
-  if (!get_args(env, info, 8, argv)) return NULL;
+  if (!get_args(env, info, 9, argv)) return NULL;
   if (!get_packet_list(env, argv, &buf, &offsets, &lengths, &count) || !get_bytes(env, argv[4], "out", &out) ||
       !get_u32s(env, argv[5], "outOffsets", &out_offsets) || !get_u32s(env, argv[6], "outLengths", &out_lengths) ||
-      !get_optional_bool(env, argv[7], "coalesceUdp", &coalesce_udp))
+      !get_optional_bool(env, argv[7], "coalesceUdp", &coalesce_udp) ||
+      !get_optional_flags(env, argv[8], "partial", (uint64_t)count, &partial))
     return NULL;
   uint8_t hdr[GRO_HDR_SPACE];
   struct iovec iov[GRO_MAX_SEGMENTS + 1];
@@ -1040,7 +1069,7 @@ static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
   uint32_t produced = 0;
   for (uint32_t i = 0; i < count;) {
     uint32_t run = gro_run_length(buf.data, offsets.data, lengths.data, i, (uint32_t)count, coalesce_udp);
-    uint32_t k = gro_iovecs(&buf, &offsets, &lengths, i, run, hdr, iov);
+    uint32_t k = gro_iovecs(&buf, &offsets, &lengths, &partial, i, run, hdr, iov);
     uint64_t start = used;
     if (!flatten(iov, k, &out, &used)) return throw_range_error(env, "out is too small");
     if (!record_output(env, &out_offsets, &out_lengths, produced++, start, used)) return NULL;
@@ -1050,20 +1079,21 @@ static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
 }
 
 /*
- * gsoSegment(buf, offset, length, gpeHeader, out, outOffsets, outLengths) -> datagrams: the
+ * gsoSegment(buf, offset, length, gpeHeader, out, outOffsets, outLengths, partial?) -> datagrams: the
  * datagrams udpSendGso would send for one TUN read at buf[offset] (edited in place: the GPE
  * header of an unsegmented packet overwrites the end of its virtio_net_hdr), copied into out. 0 when the packet is malformed.
  */
 static napi_value gso_segment_js(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
+  napi_value argv[8];
   byte_view buf, gpe, out;
   u32_view out_offsets, out_lengths;
   int64_t offset, length;
-  if (!get_args(env, info, 7, argv)) return NULL;
+  bool partial;
+  if (!get_args(env, info, 8, argv)) return NULL;
   if (!get_bytes(env, argv[0], "buf", &buf) || !get_integer(env, argv[1], "offset", 0, UINT32_MAX, &offset) ||
       !get_integer(env, argv[2], "length", 0, UINT32_MAX, &length) || !get_gpe(env, argv[3], &gpe) ||
       !get_bytes(env, argv[4], "out", &out) || !get_u32s(env, argv[5], "outOffsets", &out_offsets) ||
-      !get_u32s(env, argv[6], "outLengths", &out_lengths))
+      !get_u32s(env, argv[6], "outLengths", &out_lengths) || !get_optional_bool(env, argv[7], "partial", &partial))
     return NULL;
   if ((uint64_t)offset + (uint64_t)length > buf.length) return throw_range_error(env, "packet outside buf");
   uint8_t *pkt = buf.data + offset;
@@ -1077,7 +1107,7 @@ static napi_value gso_segment_js(napi_env env, napi_callback_info info) {
     return throw_errno(env, ENOMEM, "gsoSegment");
   }
   uint32_t datagram_size;
-  gso_segment(pkt, (uint32_t)length, gpe.data, headers, pieces, &datagram_size);
+  gso_segment(pkt, (uint32_t)length, gpe.data, partial, headers, pieces, &datagram_size);
   uint64_t used = 0;
   bool ok = true;
   for (uint32_t j = 0; j < segs && ok; j++) {

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { acceptsPartialChecksums } from '../dataplane/features.js';
 import { ipv4ToUint32, uint32ToIpv4 } from '../dataplane/io.js';
 import type { PeerRoute } from '../dataplane/route-table.js';
 import { DEFAULT_CLUSTER_RANGE } from '../ipam/node.js';
@@ -26,6 +27,8 @@ export interface AgentConfig {
   peersFile: string;
   /** Kernel offloads in the data plane (`--offload on|off`). */
   offload: boolean;
+  /** Announce that this node completes inner checksums peers leave partial (`--partial-checksums on|off`). */
+  partialChecksums: boolean;
 }
 
 export interface AgentFlags {
@@ -40,6 +43,7 @@ export interface AgentFlags {
   healthListen?: string | undefined;
   metricsListen?: string | undefined;
   offload?: string | undefined;
+  partialChecksums?: string | undefined;
 }
 
 export const defaults = {
@@ -65,6 +69,7 @@ export type CommonSettings = Pick<
   | 'healthListen'
   | 'metricsListen'
   | 'offload'
+  | 'partialChecksums'
 >;
 
 /** The flags both modes share: cluster range, data-plane port and VNI, device names, MTU, socket. */
@@ -82,6 +87,7 @@ export function buildCommonSettings(flags: AgentFlags): CommonSettings {
     healthListen: parseListenAddress('--health-listen', flags.healthListen ?? defaults.healthListen),
     metricsListen: parseListenAddress('--metrics-listen', flags.metricsListen ?? defaults.metricsListen),
     offload: parseOnOff('--offload', flags.offload ?? 'on'),
+    partialChecksums: parseOnOff('--partial-checksums', flags.partialChecksums ?? 'on'),
   };
 }
 
@@ -105,6 +111,7 @@ export function buildAgentConfig(flags: AgentFlags, file: StaticPeerFile): Agent
       underlayAddress: peer.underlayAddress,
       port: peer.port ?? common.dataPort,
       cidrs: peer.podCidrs,
+      partialChecksums: acceptsPartialChecksums(peer.features),
     })),
     peersFile: flags.peersFile ?? '',
   };

@@ -31,6 +31,8 @@ const peerSchema = z.strictObject({
   underlayAddress: ipv4,
   podCidrs: z.array(ipv4Cidr).min(1),
   port: port.optional(),
+  /** Data-plane features the peer supports, e.g. ["partial-csum"] (src/dataplane/features.ts). */
+  features: z.array(z.string().min(1).max(32)).max(16).optional(),
 });
 
 export const staticPeerFileSchema = z.strictObject({

@@ -1,3 +1,4 @@
+import { acceptsPartialChecksums } from '../dataplane/features.js';
 import type { PeerRoute, RouteTableSpec } from '../dataplane/route-table.js';
 import { cidrInterval } from '../ipam/address.js';
 import { ownedRanges, parseAddress, parseCidr, type Ring } from '../ipam/index.js';
@@ -7,6 +8,8 @@ export interface PeerAddress {
   name: string;
   underlayAddress: string;
   dataPort: number;
+  /** Data-plane features the peer announced. */
+  features?: readonly string[];
 }
 
 export interface DerivedRoutes {
@@ -36,7 +39,13 @@ export function deriveRoutes(self: string, ring: Ring | null, peers: readonly Pe
       unroutable.push(peer);
       continue;
     }
-    routes.push({ name: peer, underlayAddress: address.underlayAddress, port: address.dataPort, cidrs });
+    routes.push({
+      name: peer,
+      underlayAddress: address.underlayAddress,
+      port: address.dataPort,
+      cidrs,
+      partialChecksums: acceptsPartialChecksums(address.features),
+    });
   }
   return { spec: { localCidrs, peers: routes }, unroutable };
 }

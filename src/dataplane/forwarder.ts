@@ -1,4 +1,11 @@
-import { checkGpeDatagram, GPE_HEADER_LENGTH, gpeHeader, NextProtocol, WireVerdict } from '../wire/index.js';
+import {
+  checkGpeDatagram,
+  GPE_HEADER_LENGTH,
+  gpeHeader,
+  hasPartialChecksum,
+  NextProtocol,
+  WireVerdict,
+} from '../wire/index.js';
 import { type DataplaneCounters, DropReason } from './counters.js';
 import {
   PacketBatch,
@@ -47,7 +54,7 @@ const GSO_TYPE_MASK = 0x7f;
  * a {@link RouteTable} snapshot, and it applies it to batches of packets in both directions.
  *
  * TUN → lookup destination → write the GPE header into the headroom in front of the packet →
- * sendmmsg. Socket → known sender? → valid GPE for our VNI? → inner source owned by that sender?
+ * sendmmsg (offload mode: segment, leaving inner checksums partial for peers that complete them). Socket → known sender? → valid GPE for our VNI? → inner source owned by that sender?
  * → inner destination served here? → strip header (by moving the offset) → TUN.
  */
 export class Forwarder {
@@ -68,6 +75,13 @@ export class Forwarder {
   private readonly txPeers: Int32Array;
   /** Per entry of a super-packet send: the IP + L4 header size every segment repeats (0: no GSO). */
   private readonly txHeaders: Uint32Array;
+  /**
+   * Inner source and destination last checked for the datagram (or GRO train) being received: its
+   * segments are nearly always one flow, so the two route lookups run once per train. Reset per
+   * datagram, so a cached verdict never outlives its sender.
+   */
+  private checkedSource = -1;
+  private checkedDestination = -1;
   private running = false;
 
   constructor(options: ForwarderOptions) {
@@ -248,6 +262,7 @@ export class Forwarder {
   private addressTo(batch: PacketBatch, out: number, peer: number): void {
     batch.addrs[out] = this.routes.peerAddrs[peer] as number;
     batch.ports[out] = this.routes.peerPorts[peer] as number;
+    batch.partial[out] = this.routes.peerPartial[peer] as number;
     this.txPeers[out] = peer;
   }
 
@@ -299,6 +314,8 @@ export class Forwarder {
         );
         continue;
       }
+      this.checkedSource = -1;
+      this.checkedDestination = -1;
       if (segmentSize === 0 || segmentSize >= length) {
         this.acceptDatagram(offset, length, peer);
         continue;
@@ -325,24 +342,40 @@ export class Forwarder {
       counters.drop(DropReason.NoRoute);
       return;
     }
-    if (routes.lookup(buf.readUInt32BE(inner + 12)) !== peer) {
-      counters.drop(DropReason.SpoofedSource);
-      return;
+    const source = readUint32(buf, inner + 12);
+    if (source !== this.checkedSource) {
+      if (routes.lookup(source) !== peer) {
+        counters.drop(DropReason.SpoofedSource);
+        return;
+      }
+      this.checkedSource = source;
     }
-    if (routes.lookup(buf.readUInt32BE(inner + 16)) !== LOCAL) {
-      counters.drop(DropReason.NoRoute);
-      return;
+    const destination = readUint32(buf, inner + 16);
+    if (destination !== this.checkedDestination) {
+      if (routes.lookup(destination) !== LOCAL) {
+        counters.drop(DropReason.NoRoute);
+        return;
+      }
+      this.checkedDestination = destination;
     }
     if (buf[inner + 8] === 0) {
       counters.drop(DropReason.TtlExpired);
       return;
     }
+    // A partial checksum can only be handed on through a virtio header; we do not announce the
+    // feature without one, so such a datagram comes from a misconfigured peer.
+    const partial = hasPartialChecksum(buf, offset);
+    if (partial && !this.tun.vnetHdr) {
+      counters.drop(DropReason.Malformed);
+      return;
+    }
     // The IPv4 total length (already checked to fit) drops any padding after the packet.
-    const innerLength = buf.readUInt16BE(inner + 2);
+    const innerLength = ((buf[inner + 2] as number) << 8) | (buf[inner + 3] as number);
     const list = this.decapList;
     if (list.count === list.capacity) this.flushDecapsulated();
     list.offsets[list.count] = inner;
     list.lengths[list.count] = innerLength;
+    list.partial[list.count] = partial ? 1 : 0;
     list.count++;
     routes.countRx(peer, innerLength);
   }
@@ -359,4 +392,15 @@ export class Forwarder {
     this.counters.decapsulated(written, writtenBytes);
     if (written < out) this.counters.drop(DropReason.TunWriteFailed, out - written);
   }
+}
+
+/** Big-endian uint32 at `at` (checked to lie inside the packet): plain element loads, no argument validation. */
+function readUint32(buf: Buffer, at: number): number {
+  return (
+    (((buf[at] as number) << 24) |
+      ((buf[at + 1] as number) << 16) |
+      ((buf[at + 2] as number) << 8) |
+      (buf[at + 3] as number)) >>>
+    0
+  );
 }

@@ -15,6 +15,11 @@ export class PacketList {
   readonly offsets: Uint32Array;
   /** Length of packet i in bytes. */
   readonly lengths: Uint32Array;
+  /**
+   * 1 where packet i's TCP/UDP checksum is (to be) left partial: before a segmented send, the peer
+   * completes it; in a list for the TUN, it holds only the pseudo-header sum (written NEEDS_CSUM).
+   */
+  readonly partial: Uint8Array;
   /** Number of valid entries. */
   count = 0;
 
@@ -25,6 +30,7 @@ export class PacketList {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`batch capacity ${capacity}`);
     this.offsets = new Uint32Array(capacity);
     this.lengths = new Uint32Array(capacity);
+    this.partial = new Uint8Array(capacity);
   }
 }
 
@@ -82,7 +88,8 @@ export interface TunDevice {
    */
   readBatch(batch: PacketBatch, headroom: number): number;
   /**
-   * Writes whole IP packets 0..count-1 (offsets/lengths). Returns how many the kernel accepted;
+   * Writes whole IP packets 0..count-1 (offsets/lengths); in offload mode those flagged in
+   * `partial` as CHECKSUM_PARTIAL. Returns how many the kernel accepted;
    * the rest were refused (queue full or invalid) and are the caller's to count as dropped.
    */
   writeBatch(packets: PacketList): number;
@@ -111,8 +118,9 @@ export interface UdpTransport {
   readonly gro: boolean;
   /**
    * Sends TUN reads 0..count-1 of a {@link TunDevice.vnetHdr} device to addrs[i]:ports[i], each
-   * segmented into GPE datagrams (header `gpeHeader`) with complete inner checksums, as UDP GSO
-   * trains where the kernel allows it. Sets batch.segments; returns the inner packets sent.
+   * segmented into GPE datagrams (header `gpeHeader`) with complete inner checksums (partial and
+   * marked where batch.partial[i] is set), as UDP GSO trains where the kernel allows it. Sets
+   * batch.segments; returns the inner packets sent.
    */
   sendSegmented(batch: PacketBatch, gpeHeader: Uint8Array): number;
   onReadable(onReady: () => void): void;

@@ -93,9 +93,9 @@ export class KernelTun implements TunDevice {
   }
 
   writeBatch(packets: PacketList): number {
-    const { buf, offsets, lengths, count } = packets;
+    const { buf, offsets, lengths, count, partial } = packets;
     if (!this.vnetHdr) return this.dp.tunWriteBatch(this.fd.open, buf, offsets, lengths, count);
-    return this.dp.tunWriteGro(this.fd.open, buf, offsets, lengths, count, this.coalesceUdp);
+    return this.dp.tunWriteGro(this.fd.open, buf, offsets, lengths, count, this.coalesceUdp, partial);
   }
 
   /** Replaces any earlier callback. */

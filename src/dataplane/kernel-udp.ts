@@ -90,6 +90,7 @@ export class KernelUdp implements UdpTransport {
       gpeHeader,
       this.gsoSegments,
       batch.segments,
+      batch.partial,
     );
   }
 

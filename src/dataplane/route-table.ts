@@ -9,6 +9,8 @@ export interface PeerRoute {
   port: number;
   /** Pod address ranges owned by this peer (IPv4 CIDRs). */
   cidrs: string[];
+  /** The peer completes inner checksums we leave partial (it announced the 'partial-csum' feature). */
+  partialChecksums?: boolean;
 }
 
 export interface RouteTableSpec {
@@ -50,6 +52,8 @@ export class RouteTable {
   readonly peerNames: readonly string[];
   readonly peerAddrs: Uint32Array;
   readonly peerPorts: Uint16Array;
+  /** 1 for peers that take partial inner checksums ({@link PeerRoute.partialChecksums}). */
+  readonly peerPartial: Uint8Array;
   /** Traffic counters per peer index, {@link PeerStat} slots each. Carried over by name on replacement. */
   readonly peerStats: Float64Array;
   private readonly starts: Uint32Array;
@@ -65,6 +69,7 @@ export class RouteTable {
     this.peerNames = peers.map((p) => p.name);
     this.peerAddrs = Uint32Array.from(peers, (p) => ipv4ToUint32(p.underlayAddress));
     this.peerPorts = Uint16Array.from(peers, (p) => p.port);
+    this.peerPartial = Uint8Array.from(peers, (p) => (p.partialChecksums === true ? 1 : 0));
     this.peerStats = new Float64Array(peers.length * PEER_STAT_SLOTS);
     this.starts = Uint32Array.from(intervals, (r) => r.start);
     this.ends = Uint32Array.from(intervals, (r) => r.end);

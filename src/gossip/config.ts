@@ -42,6 +42,8 @@ export const gossipConfigSchema = z
     /** IPv4 address other nodes reach us on (gossip and data plane); defaults to a specific listenAddress. */
     underlayAddress: z.ipv4().optional(),
     dataPort: port.default(DEFAULT_DATA_PORT),
+    /** Data-plane features this node announces in its record (src/dataplane/features.ts). */
+    dataplaneFeatures: z.array(z.string().min(1).max(32)).max(16).default([]),
     agentVersion: z.string().min(1).max(64).default('0.0.0'),
     /** `host[:port]` entries of the static peer list (`--peers`). */
     peers: z.array(z.string()).default([]),

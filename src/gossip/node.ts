@@ -431,6 +431,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
       seq: this.seq++,
       sentAtMs: Date.now(),
       ...(this.addressesInUse === undefined ? {} : { addressesInUse: this.addressesInUse() }),
+      ...(this.config.dataplaneFeatures.length > 0 ? { features: [...this.config.dataplaneFeatures] } : {}),
     };
     try {
       await libp2p.services.pubsub.publish(TOPOLOGY_TOPIC, encodeRecord(record));

@@ -26,6 +26,8 @@ export const topologyRecordSchema = z.object({
   sentAtMs: z.int().nonnegative(),
   /** Pods holding an address on the sender (for `agent status peers`); absent from older agents. */
   addressesInUse: z.int().nonnegative().optional(),
+  /** Data-plane features the sender supports (src/dataplane/features.ts); absent from older agents. */
+  features: z.array(z.string().min(1).max(32)).max(16).optional(),
 });
 
 export type TopologyRecord = z.infer<typeof topologyRecordSchema>;

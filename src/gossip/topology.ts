@@ -16,6 +16,8 @@ export interface KnownPeer {
   lastSeenMs: number;
   /** Pods with an address on the peer, as of its last record; undefined if it does not say. */
   addressesInUse: number | undefined;
+  /** Data-plane features the peer announced (none from an older agent). */
+  features: readonly string[];
 }
 
 export type ApplyOutcome =
@@ -98,7 +100,8 @@ export class Topology {
       previous.name !== record.name ||
       previous.underlay !== record.underlay ||
       previous.gossipPort !== record.gossipPort ||
-      previous.dataPort !== record.dataPort;
+      previous.dataPort !== record.dataPort ||
+      (previous.features ?? []).join(',') !== (record.features ?? []).join(',');
     if (previous.name !== record.name) {
       this.peerIdByName.delete(previous.name);
       this.peerIdByName.set(record.name, record.peerId);
@@ -158,6 +161,7 @@ export class Topology {
         state,
         lastSeenMs,
         addressesInUse: record.addressesInUse,
+        features: record.features ?? [],
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -139,6 +139,8 @@ export interface WeftDpAddon {
    * to maxSegments datagrams per UDP_SEGMENT message (1 = no GSO). segments[i] gets how many inner
    * packets packet i became (0: malformed, skipped). Returns the inner packets sent; a full socket
    * buffer ends the batch. Throws EIO when the device refuses UDP GSO. Edits the packets in place.
+   * Where `partial[i]` is set, TCP/UDP checksums are left partial (pseudo-header sum) and the
+   * datagrams carry the GPE partial-checksum bit: only for peers that announced they complete them.
    */
   udpSendGso(
     fd: number,
@@ -151,11 +153,13 @@ export interface WeftDpAddon {
     gpeHeader: Uint8Array,
     maxSegments: number,
     segments: Uint32Array,
+    partial?: Uint8Array,
   ): number;
   /**
    * Writes whole IPv4 packets 0..n-1 to a vnetHdr TUN, consecutive TCP segments of one flow merged
    * into GSO super-packets, and with `coalesceUdp` (a TUN granted USO) same-size UDP datagrams of one
-   * flow too. Returns the packets accepted (as tunWriteBatch).
+   * flow too. A packet with `partial[i]` set (its checksum holds only the pseudo-header sum) is written
+   * NEEDS_CSUM. Returns the packets accepted (as tunWriteBatch).
    */
   tunWriteGro(
     fd: number,
@@ -164,6 +168,7 @@ export interface WeftDpAddon {
     lengths: Uint32Array,
     n: number,
     coalesceUdp?: boolean,
+    partial?: Uint8Array,
   ): number;
   /** What tunWriteGro would write, copied into `out` as [virtio_net_hdr][packet] each; returns the count. */
   groCoalesce(
@@ -175,6 +180,7 @@ export interface WeftDpAddon {
     outOffsets: Uint32Array,
     outLengths: Uint32Array,
     coalesceUdp?: boolean,
+    partial?: Uint8Array,
   ): number;
   /** What udpSendGso sends for one TUN read, copied into `out` one datagram each; 0 when malformed. */
   gsoSegment(
@@ -185,6 +191,7 @@ export interface WeftDpAddon {
     out: Uint8Array,
     outOffsets: Uint32Array,
     outLengths: Uint32Array,
+    partial?: boolean,
   ): number;
   /**
    * Calls `callback` on the calling thread's event loop whenever fd is readable (level-triggered).

@@ -40,6 +40,21 @@ export const GpeFlag = {
   Oam: 0x01,
 } as const;
 
+/**
+ * weft's use of the reserved field (byte 2, lowest bit): the inner TCP/UDP checksum is partial, i.e.
+ * holds only the pseudo-header sum, and the receiver must hand the packet on as CHECKSUM_PARTIAL.
+ * Sent only to peers that announce the 'partial-csum' feature: the kernel's vxlan-gpe drops
+ * datagrams with reserved bits set, and an older weft would write such packets with a bad checksum.
+ * The same bit is GPE_PARTIAL_BYTE/GPE_PARTIAL_BIT in native/gso.h.
+ */
+export const GPE_PARTIAL_CSUM_OFFSET = 2;
+export const GPE_PARTIAL_CSUM_BIT = 0x01;
+
+/** Whether the datagram at `offset` (a checked GPE header) carries a partial inner checksum. */
+export function hasPartialChecksum(buf: Uint8Array, offset: number): boolean {
+  return ((buf[offset + GPE_PARTIAL_CSUM_OFFSET] as number) & GPE_PARTIAL_CSUM_BIT) !== 0;
+}
+
 const GPE_VERSION_MASK = 0x30;
 const GPE_REQUIRED_FLAGS = GpeFlag.Instance | GpeFlag.NextProtocol;
 

@@ -109,6 +109,8 @@ export class FakeTun implements TunDevice {
       out,
       offsets,
       lengths,
+      false,
+      packets.partial,
     );
     this.written.push(...collect(out, offsets, lengths, n));
     return accepted;
@@ -253,6 +255,7 @@ export class FakeUdp implements UdpTransport {
         out,
         offsets,
         lengths,
+        batch.partial[i] === 1,
       );
       batch.segments[i] = count;
       const datagrams = collect(out, offsets, lengths, count);

@@ -1,6 +1,5 @@
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { afterEach, beforeAll, expect, it } from 'vitest';
+import { startCapture, udpPackets } from '../../helpers/capture.js';
 import { NetnsGroup } from '../../helpers/netns.js';
 import { describeAsRoot } from '../../helpers/privileges.js';
 import {
@@ -11,47 +10,6 @@ import {
   plainRouting,
   type TwoNodeTopology,
 } from '../../helpers/topology.js';
-
-interface UdpPacket {
-  dstPort: number;
-  payload: Buffer;
-}
-
-/** The first packet of a pcap stream (Ethernet link type) as UDP over IPv4. */
-function firstUdpPacket(pcap: Buffer): UdpPacket {
-  const magic = pcap.readUInt32LE(0);
-  if (magic !== 0xa1b2c3d4 && magic !== 0xa1b23c4d)
-    throw new Error(`not a little-endian pcap: ${magic.toString(16)}`);
-  if (pcap.readUInt32LE(20) !== 1) throw new Error('not an Ethernet capture');
-  const capturedLength = pcap.readUInt32LE(24 + 8);
-  const frame = pcap.subarray(24 + 16, 24 + 16 + capturedLength);
-  if (frame.readUInt16BE(12) !== 0x0800) throw new Error('not IPv4');
-  const ip = frame.subarray(14);
-  if (ip[9] !== 17) throw new Error(`IP protocol ${ip[9]}, not UDP`);
-  const udp = ip.subarray(((ip[0] as number) & 0x0f) * 4);
-  return { dstPort: udp.readUInt16BE(2), payload: udp.subarray(8) };
-}
-
-/** Starts tcpdump writing pcap to stdout and resolves once it is capturing. */
-async function startCapture(
-  group: NetnsGroup,
-  ns: string,
-  argv: string[],
-): Promise<{ child: ChildProcess; pcap: Promise<Buffer> }> {
-  const child = group.spawn(ns, ['tcpdump', '-U', '-w', '-', ...argv]);
-  const chunks: Buffer[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const pcap = once(child, 'exit').then(() => Buffer.concat(chunks));
-  await new Promise<void>((resolve, reject) => {
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (stderr.includes('listening on')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`tcpdump exited (${code}): ${stderr}`)));
-  });
-  return { child, pcap };
-}
 
 describeAsRoot('two-node topology and kernel overlay modes', () => {
   let group: NetnsGroup | undefined;
@@ -106,7 +64,8 @@ describeAsRoot('two-node topology and kernel overlay modes', () => {
     const reply = await ping(group, topo);
     expect(reply.stdout).toMatch(/3 packets transmitted, 3 received/);
 
-    const packet = firstUdpPacket(await capture.pcap);
+    const [packet] = udpPackets(await capture.pcap);
+    if (packet === undefined) throw new Error('no UDP packet captured');
     expect(packet.dstPort).toBe(GPE_PORT);
     // Flags I|P (0x0c), reserved, next protocol 1 = IPv4; then the VNI and a reserved byte.
     expect([...packet.payload.subarray(0, 4)]).toEqual([0x0c, 0x00, 0x00, 0x01]);

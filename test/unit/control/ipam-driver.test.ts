@@ -255,9 +255,15 @@ describe('route derivation', () => {
     await Promise.all(drivers.map((d) => d.setKnownPeers(['a', 'b', 'c'])));
     await until(() => drivers.every((d) => d.node.ring !== null));
     const ring = (drivers[0] as IpamDriver).node.ring;
-    const derived = deriveRoutes('a', ring, [{ name: 'b', underlayAddress: '192.168.0.2', dataPort: 4790 }]);
+    const derived = deriveRoutes('a', ring, [
+      { name: 'b', underlayAddress: '192.168.0.2', dataPort: 4790, features: ['partial-csum'] },
+    ]);
     expect(derived.unroutable).toEqual(['c']);
     expect(derived.spec.peers.map((p) => p.name)).toEqual(['b']);
+    // b announced partial checksums: the data plane may leave inner checksums to it.
+    expect(derived.spec.peers.map((p) => p.partialChecksums)).toEqual([true]);
+    const older = deriveRoutes('a', ring, [{ name: 'b', underlayAddress: '192.168.0.2', dataPort: 4790 }]);
+    expect(older.spec.peers.map((p) => p.partialChecksums)).toEqual([false]);
     expect(derived.spec.localCidrs.length).toBeGreaterThan(0);
     // The result is a valid, non-overlapping table.
     const table = RouteTable.build(derived.spec);

@@ -3,8 +3,21 @@ import { DataplaneCounters, DropReason } from '../../../src/dataplane/counters.j
 import { FakeNetwork, FakeTun, type FakeUdp } from '../../../src/dataplane/fake/fake-io.js';
 import { Forwarder } from '../../../src/dataplane/forwarder.js';
 import { RouteTable } from '../../../src/dataplane/route-table.js';
+import {
+  GPE_PARTIAL_CSUM_BIT,
+  GPE_PARTIAL_CSUM_OFFSET,
+  hasPartialChecksum,
+} from '../../../src/wire/index.js';
 import { gpeDatagram } from '../../helpers/packets.js';
-import { checksumsValid, TCP_ACK, tcpPacket, tcpPayload, tunRead, VNET } from './offload-packets.js';
+import {
+  checksumsValid,
+  finishPartial,
+  TCP_ACK,
+  tcpPacket,
+  tcpPayload,
+  tunRead,
+  VNET,
+} from './offload-packets.js';
 
 const VNI = 1;
 const MTU = 1464;
@@ -18,18 +31,28 @@ interface Node {
   counters: DataplaneCounters;
 }
 
-/** Two nodes; `offload` per node: TUN with virtio header, GRO and GSO on the socket. */
-function pair(offloadA: boolean, offloadB: boolean) {
+/**
+ * Two nodes; `offload` per node: TUN with virtio header, GRO and GSO on the socket. `partialTo`:
+ * each node's route table says its peer takes partial checksums (as if the peer announced it).
+ */
+function pair(offloadA: boolean, offloadB: boolean, partialTo: { a?: boolean; b?: boolean } = {}) {
   const network = new FakeNetwork();
-  const make = (self: typeof a, peer: typeof a, offload: boolean): Node => {
+  const make = (self: typeof a, peer: typeof a, offload: boolean, partial: boolean): Node => {
     const tun = new FakeTun(`tun-${self.name}`, { vnetHdr: offload });
     const udp = network.socket(self.underlayAddress, self.port, { gro: offload, gso: offload });
     const counters = new DataplaneCounters();
-    const routes = RouteTable.build({ localCidrs: self.cidrs, peers: [peer] });
+    const routes = RouteTable.build({
+      localCidrs: self.cidrs,
+      peers: [{ ...peer, partialChecksums: partial }],
+    });
     new Forwarder({ tun, udp, counters, routes, vni: VNI, maxInnerSize: MTU }).start();
     return { tun, udp, counters };
   };
-  return { network, a: make(a, b, offloadA), b: make(b, a, offloadB) };
+  return {
+    network,
+    a: make(a, b, offloadA, partialTo.b ?? false),
+    b: make(b, a, offloadB, partialTo.a ?? false),
+  };
 }
 
 const timestamps = Buffer.from([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
@@ -38,6 +61,70 @@ function bulk(segments: number, seq = 1000): { packet: Buffer; payload: Buffer }
   for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
   return { payload, packet: tcpPacket({ seq, payload, options: timestamps }) };
 }
+
+/** Whether a datagram on the wire carries the GPE partial-checksum bit (per segment of a GSO train). */
+function partialBits(datagram: { payload: Buffer; gsoSize?: number }): boolean[] {
+  const size = datagram.gsoSize ?? datagram.payload.length;
+  const bits: boolean[] = [];
+  for (let at = 0; at < datagram.payload.length; at += size)
+    bits.push(hasPartialChecksum(datagram.payload, at));
+  return bits;
+}
+
+describe('Forwarder: partial inner checksums only to peers that take them', () => {
+  it('leaves checksums partial to a peer that announced it (not to one that did not), and both receivers get intact TCP', () => {
+    // a → b partial (b announced), b → a complete (a did not).
+    const { network, a: n1, b: n2 } = pair(true, true, { b: true });
+    const { packet, payload } = bulk(6);
+    n1.tun.inject(tunRead(packet, MSS));
+    const ack = tcpPacket({
+      seq: 9,
+      source: '10.32.2.2',
+      destination: '10.32.1.2',
+      flags: TCP_ACK,
+      payload: Buffer.alloc(0),
+    });
+    n2.tun.inject(tunRead(ack));
+
+    expect(network.log.map(partialBits)).toEqual([Array(6).fill(true), [false]]);
+    const [bulkWritten] = n2.tun.written;
+    expect(bulkWritten?.[0]).toBe(VNET.NeedsCsum);
+    expect(Buffer.compare(tcpPayload(finishPartial(bulkWritten as Buffer)), payload)).toBe(0);
+    // The ACK arrived complete: written alone with an empty virtio header, and its checksum verifies.
+    const [ackWritten] = n1.tun.written;
+    expect(ackWritten?.subarray(0, 10).every((byte) => byte === 0)).toBe(true);
+    expect(checksumsValid(ackWritten?.subarray(10) as Buffer)).toEqual({ ip: true, l4: true });
+  });
+
+  it('writes a single partial packet (an ACK) NEEDS_CSUM so the kernel completes it', () => {
+    const { a: n1, b: n2 } = pair(true, true, { a: true, b: true });
+    const ack = tcpPacket({
+      seq: 9,
+      source: '10.32.2.2',
+      destination: '10.32.1.2',
+      flags: TCP_ACK,
+      payload: Buffer.alloc(0),
+    });
+    n2.tun.inject(tunRead(ack));
+    const [written] = n1.tun.written;
+    expect(written?.[0]).toBe(VNET.NeedsCsum);
+    expect(written?.readUInt16LE(6)).toBe(20);
+    expect(written?.readUInt16LE(8)).toBe(16);
+    expect(Buffer.compare(finishPartial(written as Buffer), ack)).toBe(0);
+  });
+
+  it('drops a partial datagram on a node without a virtio header, which cannot hand it on', () => {
+    const { a: off } = pair(false, true);
+    const partial = gpeDatagram(
+      tcpPacket({ seq: 1, source: '10.32.2.2', destination: '10.32.1.2', payload: Buffer.alloc(10) }),
+      VNI,
+    );
+    partial[GPE_PARTIAL_CSUM_OFFSET] = (partial[GPE_PARTIAL_CSUM_OFFSET] as number) | GPE_PARTIAL_CSUM_BIT;
+    off.udp.injectFrom(b.underlayAddress, b.port, partial);
+    expect(off.tun.written).toHaveLength(0);
+    expect(off.counters.dropped(DropReason.Malformed)).toBe(1);
+  });
+});
 
 describe('Forwarder with offloads (fake devices running the native segmentation and coalescing)', () => {
   it('sends a TSO super-packet as one GSO train and writes it to the far TUN as one GSO packet', () => {

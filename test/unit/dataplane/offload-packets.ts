@@ -20,7 +20,7 @@ export function onesComplementSum(parts: Uint8Array[]): number {
   return sum;
 }
 
-function pseudoHeader(ip: Uint8Array, protocol: number, l4Length: number): Uint8Array {
+export function pseudoHeader(ip: Uint8Array, protocol: number, l4Length: number): Uint8Array {
   const p = Buffer.alloc(12);
   p.set(ip.subarray(12, 20), 0);
   p[9] = protocol;
@@ -140,4 +140,14 @@ export function tunRead(packet: Buffer, mss?: number): Buffer {
 export function tcpPayload(ip: Buffer): Buffer {
   const ihl = ((ip[0] as number) & 15) * 4;
   return ip.subarray(ihl + ((ip[ihl + 12] as number) >> 4) * 4, ip.readUInt16BE(2));
+}
+
+/** Completes a CHECKSUM_PARTIAL TUN write as the kernel would (csum_start/csum_offset of its vnet header). */
+export function finishPartial(written: Buffer): Buffer {
+  const ip = Buffer.from(written.subarray(10));
+  if (((written[0] as number) & VNET.NeedsCsum) === 0) return ip;
+  const start = written.readUInt16LE(6);
+  const at = start + written.readUInt16LE(8);
+  ip.writeUInt16BE(~onesComplementSum([ip.subarray(start)]) & 0xffff, at);
+  return ip;
 }

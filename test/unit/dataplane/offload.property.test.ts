@@ -1,10 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { weftDp } from '../../../src/native/addon.js';
-import { gpeHeader, NextProtocol } from '../../../src/wire/index.js';
+import {
+  GPE_PARTIAL_CSUM_BIT,
+  GPE_PARTIAL_CSUM_OFFSET,
+  gpeHeader,
+  NextProtocol,
+} from '../../../src/wire/index.js';
 import {
   checksumsValid,
+  finishPartial,
   onesComplementSum,
+  pseudoHeader,
   TCP_ACK,
   TCP_PSH,
   tcpPacket,
@@ -28,14 +35,14 @@ function pieces(count: number): Buffer[] {
   });
 }
 
-/** The datagrams the addon sends for one TUN read. */
-function segment(read: Buffer): Buffer[] {
+/** The datagrams the addon sends for one TUN read (with `partial`: to a peer that completes checksums). */
+function segment(read: Buffer, partial = false): Buffer[] {
   const buf = Buffer.concat([Buffer.alloc(16), read]);
-  return pieces(weftDp().gsoSegment(buf, 16, read.length, GPE, out, outOffsets, outLengths));
+  return pieces(weftDp().gsoSegment(buf, 16, read.length, GPE, out, outOffsets, outLengths, partial));
 }
 
 /** What the addon writes to the TUN for these inner packets: [virtio_net_hdr][packet] each. */
-function coalesce(packets: Buffer[], coalesceUdp = false): Buffer[] {
+function coalesce(packets: Buffer[], coalesceUdp = false, partial?: Uint8Array): Buffer[] {
   const buf = Buffer.concat(packets);
   const offsets = new Uint32Array(packets.length);
   const lengths = new Uint32Array(packets.length);
@@ -46,18 +53,18 @@ function coalesce(packets: Buffer[], coalesceUdp = false): Buffer[] {
     at += p.length;
   });
   return pieces(
-    weftDp().groCoalesce(buf, offsets, lengths, packets.length, out, outOffsets, outLengths, coalesceUdp),
+    weftDp().groCoalesce(
+      buf,
+      offsets,
+      lengths,
+      packets.length,
+      out,
+      outOffsets,
+      outLengths,
+      coalesceUdp,
+      partial,
+    ),
   );
-}
-
-/** Completes a CHECKSUM_PARTIAL packet as the kernel would (csum_start/csum_offset of its vnet header). */
-function finishPartial(written: Buffer): Buffer {
-  const ip = Buffer.from(written.subarray(10));
-  if (((written[0] as number) & VNET.NeedsCsum) === 0) return ip;
-  const start = written.readUInt16LE(6);
-  const at = start + written.readUInt16LE(8);
-  ip.writeUInt16BE(~onesComplementSum([ip.subarray(start)]) & 0xffff, at);
-  return ip;
 }
 
 const tcpSuperPacket = fc
@@ -192,6 +199,69 @@ describe('offload: segmentation (TUN TSO super-packet -> GPE datagrams)', () => 
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('offload: partial inner checksums (to a peer that announced partial-csum)', () => {
+  const PARTIAL_GPE = Buffer.from(GPE);
+  PARTIAL_GPE[GPE_PARTIAL_CSUM_OFFSET] =
+    (PARTIAL_GPE[GPE_PARTIAL_CSUM_OFFSET] as number) | GPE_PARTIAL_CSUM_BIT;
+
+  /** The inner packets of datagrams that must all carry the partial bit and a pseudo-header-only checksum. */
+  function partialInners(datagrams: Buffer[]): Buffer[] {
+    return datagrams.map((d) => {
+      expect(Buffer.compare(d.subarray(0, 8), PARTIAL_GPE)).toBe(0);
+      const ip = Buffer.from(d.subarray(8));
+      const ihl = ((ip[0] as number) & 15) * 4;
+      const at = ihl + (ip[9] === 6 ? 16 : 6);
+      expect(ip.readUInt16BE(at)).toBe(
+        onesComplementSum([pseudoHeader(ip, ip[9] as number, ip.length - ihl)]),
+      );
+      expect(checksumsValid(ip).ip).toBe(true);
+      return ip;
+    });
+  }
+
+  it('leaves segment checksums partial and marked; the receiver writes them NEEDS_CSUM and they complete to the original bytes', () => {
+    fc.assert(
+      fc.property(tcpSuperPacket, fc.boolean(), ({ mss, payload, packet }, tcp) => {
+        const original = tcp ? packet : udpPacket(payload.subarray(0, 20000));
+        const inners = partialInners(segment(tunRead(original, mss), true));
+        // Each packet alone (as ACKs, or segments that do not coalesce), then coalesced.
+        const alone = inners.flatMap((ip) => coalesce([ip], false, Uint8Array.of(1)));
+        for (const w of alone) {
+          expect(w[0]).toBe(VNET.NeedsCsum);
+          expect(checksumsValid(finishPartial(w))).toEqual({ ip: true, l4: true });
+        }
+        const written = coalesce(inners, true, new Uint8Array(inners.length).fill(1));
+        const restored = written.map(finishPartial);
+        for (const ip of restored) expect(checksumsValid(ip)).toEqual({ ip: true, l4: true });
+        if (written.length === 1) expect(Buffer.compare(restored[0] as Buffer, original)).toBe(0);
+      }),
+      RUNS,
+    );
+  });
+
+  it('passes a single packet whose kernel checksum is partial through unchanged, and the receiver completes it', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1400 }), fc.boolean(), (payload, tcp) => {
+        const packet = tcp ? tcpPacket({ seq: 7, payload }) : udpPacket(payload);
+        const read = tunRead(packet);
+        const [datagram] = segment(read, true);
+        expect(Buffer.compare((datagram as Buffer).subarray(8), read.subarray(10))).toBe(0);
+        const [written] = coalesce(partialInners([datagram as Buffer]), false, Uint8Array.of(1));
+        expect(Buffer.compare(finishPartial(written as Buffer), packet)).toBe(0);
+      }),
+      RUNS,
+    );
+  });
+
+  it('completes what it cannot leave partial: a checksum at an offset that is not TCP/UDP’s', () => {
+    const packet = tcpPacket({ seq: 7, payload: Buffer.from('not at the TCP checksum') });
+    const read = tunRead(packet);
+    read.writeUInt16LE(6, 8); // csum_offset 6 in a TCP packet: not the TCP checksum field
+    const [datagram] = segment(read, true);
+    expect(Buffer.compare((datagram as Buffer).subarray(0, 8), Buffer.from(GPE))).toBe(0);
   });
 });
 

@@ -45,6 +45,18 @@ describe('Topology', () => {
     expect(topology.peers()[0]?.addressesInUse).toBe(7);
   });
 
+  it('passes on announced data-plane features, and a change of them is route-relevant (none from older agents)', () => {
+    const topology = fresh();
+    topology.apply(record({ peerId: A, seq: 1 }), 0);
+    expect(topology.peers()[0]?.features).toEqual([]);
+    const outcome = topology.apply(record({ peerId: A, seq: 2, features: ['partial-csum'] }), 10);
+    expect(outcome).toMatchObject({ accepted: true, change: 'updated' });
+    expect(topology.peers()[0]?.features).toEqual(['partial-csum']);
+    expect(topology.apply(record({ peerId: A, seq: 3, features: ['partial-csum'] }), 20)).toMatchObject({
+      change: 'refreshed',
+    });
+  });
+
   it('drops stale sequence numbers and older incarnations of a live peer', () => {
     const topology = fresh();
     topology.apply(record({ peerId: A, incarnation: 5, seq: 10 }), 0);
