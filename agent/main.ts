@@ -52,7 +52,9 @@ Options for both:
   --bridge NAME         pod bridge name (default ${defaults.bridgeName})
   --mtu N               overlay MTU (default: underlay MTU - 36)
   --offload on|off      kernel offloads in the data plane: TUN TSO, UDP GSO/GRO (default on)
-  --partial-checksums on|off  let peers leave inner TCP/UDP checksums to this node (default on)
+  --partial-checksums on|off  announce in the topology record that peers may leave inner TCP/UDP
+                        checksums to this node (default on); with --peers-file the peer entry's
+                        "features": ["partial-csum"] decides instead
   --admin-socket PATH   admin API socket (default ${defaults.adminSocket})
   --health-listen A     /healthz and /readyz: IP:PORT, :PORT or off (default ${defaults.healthListen})
   --metrics-listen A    Prometheus /metrics: IP:PORT, :PORT or off (default ${defaults.metricsListen})

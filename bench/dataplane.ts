@@ -20,15 +20,8 @@ function weftMode(name: string, agentFlags: string[], peerFeatures: string[] = [
     podMtu: 1464,
     async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
       // Each node's peer file lists what the other announces, as the topology records would.
-      const opts = (node: 0 | 1) => ({
-        flags: [...agentFlags, ...extraAgentFlags],
-        nodeFlags,
-        peerFile: staticPeerFile(topo, node, peerFeatures),
-      });
-      const agents = [
-        await startAgentOn(group, topo, 0, opts(0)),
-        await startAgentOn(group, topo, 1, opts(1)),
-      ];
+      const opts = { flags: [...agentFlags, ...extraAgentFlags], nodeFlags, peerFeatures };
+      const agents = [await startAgentOn(group, topo, 0, opts), await startAgentOn(group, topo, 1, opts)];
       return {
         pids: agents.map((a) => a.child.pid as number),
         undo: async () => {
@@ -36,16 +29,6 @@ function weftMode(name: string, agentFlags: string[], peerFeatures: string[] = [
         },
       };
     },
-  };
-}
-
-/** The peer file of `node` in the two-node topology, its peer announcing `features`. */
-function staticPeerFile(topo: TwoNodeTopology, node: 0 | 1, features: string[]) {
-  const self = topo.nodes[node];
-  const peer = topo.nodes[node === 0 ? 1 : 0];
-  return {
-    node: { name: self.shortName, underlayAddress: self.underlayIp, podCidrs: [self.podCidr] },
-    peers: [{ name: peer.shortName, underlayAddress: peer.underlayIp, podCidrs: [peer.podCidr], features }],
   };
 }
 

@@ -12,9 +12,9 @@ import { weftDp } from '../src/native/addon.js';
 import { ipv4ToUint32 } from '../src/util/ipv4.js';
 import {
   GPE_DEFAULT_PORT,
-  GPE_PARTIAL_CSUM_BIT,
-  GPE_PARTIAL_CSUM_OFFSET,
   gpeHeader,
+  hasPartialChecksum,
+  ipv4TotalLength,
   NextProtocol,
 } from '../src/wire/index.js';
 
@@ -98,8 +98,8 @@ dp.pollStart(udp.fd, () => {
       for (let at = 0; at < length; at += size) {
         const inner = offset + at + GPE;
         list.offsets[count] = inner;
-        list.lengths[count] = ((buf[inner + 2] as number) << 8) | (buf[inner + 3] as number);
-        list.partial[count] = (buf[offset + at + GPE_PARTIAL_CSUM_OFFSET] as number) & GPE_PARTIAL_CSUM_BIT;
+        list.lengths[count] = ipv4TotalLength(buf, inner);
+        list.partial[count] = hasPartialChecksum(buf, offset + at) ? 1 : 0;
         if (++count === LIST) {
           flush(count);
           count = 0;

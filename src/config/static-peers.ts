@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { dataplaneFeaturesSchema } from '../dataplane/features.js';
 import { nodeNameSchema } from '../util/node-name.js';
 
 /**
@@ -32,7 +33,7 @@ const peerSchema = z.strictObject({
   podCidrs: z.array(ipv4Cidr).min(1),
   port: port.optional(),
   /** Data-plane features the peer supports, e.g. ["partial-csum"] (src/dataplane/features.ts). */
-  features: z.array(z.string().min(1).max(32)).max(16).optional(),
+  features: dataplaneFeaturesSchema.optional(),
 });
 
 export const staticPeerFileSchema = z.strictObject({

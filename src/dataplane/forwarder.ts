@@ -3,6 +3,9 @@ import {
   GPE_HEADER_LENGTH,
   gpeHeader,
   hasPartialChecksum,
+  ipv4Destination,
+  ipv4Source,
+  ipv4TotalLength,
   NextProtocol,
   WireVerdict,
 } from '../wire/index.js';
@@ -342,7 +345,7 @@ export class Forwarder {
       counters.drop(DropReason.NoRoute);
       return;
     }
-    const source = readUint32(buf, inner + 12);
+    const source = ipv4Source(buf, inner);
     if (source !== this.checkedSource) {
       if (routes.lookup(source) !== peer) {
         counters.drop(DropReason.SpoofedSource);
@@ -350,7 +353,7 @@ export class Forwarder {
       }
       this.checkedSource = source;
     }
-    const destination = readUint32(buf, inner + 16);
+    const destination = ipv4Destination(buf, inner);
     if (destination !== this.checkedDestination) {
       if (routes.lookup(destination) !== LOCAL) {
         counters.drop(DropReason.NoRoute);
@@ -370,7 +373,7 @@ export class Forwarder {
       return;
     }
     // The IPv4 total length (already checked to fit) drops any padding after the packet.
-    const innerLength = ((buf[inner + 2] as number) << 8) | (buf[inner + 3] as number);
+    const innerLength = ipv4TotalLength(buf, inner);
     const list = this.decapList;
     if (list.count === list.capacity) this.flushDecapsulated();
     list.offsets[list.count] = inner;
@@ -392,15 +395,4 @@ export class Forwarder {
     this.counters.decapsulated(written, writtenBytes);
     if (written < out) this.counters.drop(DropReason.TunWriteFailed, out - written);
   }
-}
-
-/** Big-endian uint32 at `at` (checked to lie inside the packet): plain element loads, no argument validation. */
-function readUint32(buf: Buffer, at: number): number {
-  return (
-    (((buf[at] as number) << 24) |
-      ((buf[at + 1] as number) << 16) |
-      ((buf[at + 2] as number) << 8) |
-      (buf[at + 3] as number)) >>>
-    0
-  );
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dataplaneFeaturesSchema } from '../dataplane/features.js';
 import { nodeNameSchema } from '../util/node-name.js';
 import { GPE_DEFAULT_PORT } from '../wire/index.js';
 import { defaultBackoffPolicy } from './backoff.js';
@@ -43,7 +44,7 @@ export const gossipConfigSchema = z
     underlayAddress: z.ipv4().optional(),
     dataPort: port.default(DEFAULT_DATA_PORT),
     /** Data-plane features this node announces in its record (src/dataplane/features.ts). */
-    dataplaneFeatures: z.array(z.string().min(1).max(32)).max(16).default([]),
+    dataplaneFeatures: dataplaneFeaturesSchema.default([]),
     agentVersion: z.string().min(1).max(64).default('0.0.0'),
     /** `host[:port]` entries of the static peer list (`--peers`). */
     peers: z.array(z.string()).default([]),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dataplaneFeaturesSchema } from '../dataplane/features.js';
 import { nodeNameSchema } from '../util/node-name.js';
 
 /**
@@ -27,7 +28,7 @@ export const topologyRecordSchema = z.object({
   /** Pods holding an address on the sender (for `agent status peers`); absent from older agents. */
   addressesInUse: z.int().nonnegative().optional(),
   /** Data-plane features the sender supports (src/dataplane/features.ts); absent from older agents. */
-  features: z.array(z.string().min(1).max(32)).max(16).optional(),
+  features: dataplaneFeaturesSchema.optional(),
 });
 
 export type TopologyRecord = z.infer<typeof topologyRecordSchema>;

@@ -29,6 +29,8 @@ export interface StartAgentOptions {
   nodeFlags?: string[];
   /** The peer file's content; defaults to the other node of the topology with its pod range. */
   peerFile?: unknown;
+  /** Data-plane features the default peer file lists for the other node (what it would announce). */
+  peerFeatures?: string[];
 }
 
 /** Peer files, sockets and logs of one group's agents; removed with the group. */
@@ -60,7 +62,14 @@ export async function startAgentOn(
   const logFile = join(workDir, `${group.prefix}-${self.shortName}.log`);
   const content = opts.peerFile ?? {
     node: { name: self.shortName, underlayAddress: self.underlayIp, podCidrs: [self.podCidr] },
-    peers: [{ name: peer.shortName, underlayAddress: peer.underlayIp, podCidrs: [peer.podCidr] }],
+    peers: [
+      {
+        name: peer.shortName,
+        underlayAddress: peer.underlayIp,
+        podCidrs: [peer.podCidr],
+        ...(opts.peerFeatures ? { features: opts.peerFeatures } : {}),
+      },
+    ],
   };
   writeFileSync(peerFile, JSON.stringify(content, null, 2));
   const child = group.spawn(

@@ -20,21 +20,12 @@ describeAsRoot('partial inner checksums: only towards the peer that takes them',
   let topo: TwoNodeTopology;
   const agents: AgentProcess[] = [];
 
-  const peerFile = (self: 0 | 1, features: string[]) => {
-    const node = topo.nodes[self];
-    const peer = topo.nodes[self === 0 ? 1 : 0];
-    return {
-      node: { name: node.shortName, underlayAddress: node.underlayIp, podCidrs: [node.podCidr] },
-      peers: [{ name: peer.shortName, underlayAddress: peer.underlayIp, podCidrs: [peer.podCidr], features }],
-    };
-  };
-
   beforeAll(async () => {
     group = await NetnsGroup.createAfterSweep('pcsum');
     topo = await buildTwoNodeTopology(group, { podMtu: POD_MTU });
     agents.push(
-      await startAgentOn(group, topo, 0, { peerFile: peerFile(0, []) }),
-      await startAgentOn(group, topo, 1, { peerFile: peerFile(1, ['partial-csum']) }),
+      await startAgentOn(group, topo, 0, { peerFeatures: [] }),
+      await startAgentOn(group, topo, 1, { peerFeatures: ['partial-csum'] }),
     );
   });
 

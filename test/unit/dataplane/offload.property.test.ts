@@ -256,6 +256,18 @@ describe('offload: partial inner checksums (to a peer that announced partial-csu
     );
   });
 
+  it('writes a marked packet that is not a whole TCP/UDP packet as is, for the kernel to verify', () => {
+    const icmp = udpPacket(Buffer.from('ping'));
+    icmp[9] = 1;
+    const fragment = udpPacket(Buffer.from('first fragment'));
+    fragment[6] = 0x20; // more fragments: the L4 checksum covers bytes this packet does not carry
+    for (const packet of [icmp, fragment]) {
+      const [written] = coalesce([packet], false, Uint8Array.of(1));
+      expect((written as Buffer).subarray(0, 10).every((b) => b === 0)).toBe(true);
+      expect(Buffer.compare((written as Buffer).subarray(10), packet)).toBe(0);
+    }
+  });
+
   it('completes what it cannot leave partial: a checksum at an offset that is not TCP/UDP’s', () => {
     const packet = tcpPacket({ seq: 7, payload: Buffer.from('not at the TCP checksum') });
     const read = tunRead(packet);
