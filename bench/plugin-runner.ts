@@ -62,6 +62,9 @@ export class PluginRunner {
         child.kill();
       }
     });
+    child.stdout.on('end', () => {
+      if (reader.pending > 0) this.fail(new Error(`plugin runner ${kind}: its answers end inside a frame`));
+    });
     child.stderr.pipe(process.stderr);
     child.stdin.on('error', () => undefined);
     child.on('error', (error) => this.fail(new Error(`plugin runner ${kind}: ${error.message}`)));

@@ -241,7 +241,7 @@ static bool start_next_request(struct buf *requests) {
   if (sscanf(header, "%llu %zu %zu %zu %zu%n", &id, &argc, &envc, &strings_len, &stdin_len, &used) != 5 ||
       header[used] != '\0')
     die("malformed request header: %s", header);
-  if (argc < 1 || argc + envc > MAX_STRINGS || strings_len > MAX_STRINGS_LEN || stdin_len > MAX_STDIN_LEN)
+  if (argc < 1 || argc > MAX_STRINGS || envc > MAX_STRINGS - argc || strings_len > MAX_STRINGS_LEN || stdin_len > MAX_STDIN_LEN)
     die("request %llu out of bounds: %s", id, header);
   if (requests->len - header_len < strings_len + stdin_len) return false;
 
@@ -318,7 +318,8 @@ int main(void) {
   struct pollfd *fds = NULL;
   struct job **owners = NULL; /* owners[i]: the job fds[i] belongs to, NULL for ours */
   size_t fds_cap = 0;
-  while (requests_open || job_count > 0) {
+  bool more = false; /* a complete request is waiting to be started */
+  while (requests_open || job_count > 0 || more) {
     size_t need = 2 + 3 * job_count;
     if (need > fds_cap) {
       fds_cap = need * 2;
@@ -339,7 +340,7 @@ int main(void) {
       if (j->out_fd >= 0) fds[nfds] = (struct pollfd){.fd = j->out_fd, .events = POLLIN}, owners[nfds++] = j;
       if (j->err_fd >= 0) fds[nfds] = (struct pollfd){.fd = j->err_fd, .events = POLLIN}, owners[nfds++] = j;
     }
-    if (poll(fds, nfds, -1) < 0) {
+    if (poll(fds, nfds, more ? 0 : -1) < 0) {
       if (errno == EINTR) continue;
       die("poll: %s", strerror(errno));
     }
@@ -351,10 +352,7 @@ int main(void) {
       } else if (!j) {
         ssize_t n = buf_read(&requests, STDIN_FILENO);
         if (n < 0 && errno != EINTR) die("reading requests: %s", strerror(errno));
-        if (n == 0) {
-          if (requests.len > 0) die("requests ended inside a frame");
-          requests_open = false;
-        }
+        if (n == 0) requests_open = false;
       } else if (fds[i].fd == j->in_fd) {
         feed_stdin(j);
       } else if (fds[i].fd == j->out_fd) {
@@ -363,9 +361,11 @@ int main(void) {
         drain(j, &j->err_fd, &j->err);
       }
     }
-    /* Jobs started now get their fds polled on the next turn; those fds never reach owners[] here. */
-    while (requests.len > 0 && start_next_request(&requests)) {
-    }
+    /* One start per turn, as a runtime spawning from parallel goroutines would: children that exited
+     * meanwhile are reaped and timed before the next start, not after a whole burst of spawns. Jobs
+     * started now get their fds polled on the next turn; those fds never reach owners[] here. */
+    more = requests.len > 0 && start_next_request(&requests);
+    if (!more && !requests_open && requests.len > 0) die("requests ended inside a frame");
     for (size_t i = 0; i < job_count;) {
       if (job_done(jobs[i]))
         job_answer_and_free(i);

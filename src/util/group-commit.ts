@@ -12,15 +12,9 @@ export class GroupCommit {
   private pending: Promise<void> | undefined;
   /** The last batch scheduled, settled or not; the next one starts after it. */
   private last: Promise<void> = Promise.resolve();
-  private batchCount = 0;
 
   /** `write` must capture the state to write synchronously, before its first await. */
   constructor(private readonly write: () => Promise<void>) {}
-
-  /** Writes started so far. */
-  get writes(): number {
-    return this.batchCount;
-  }
 
   /** Resolves once a write that started after this call has succeeded. */
   commit(): Promise<void> {
@@ -28,7 +22,6 @@ export class GroupCommit {
     const batch = this.last.then(() => {
       // From here on the write captures every change made so far; later callers need the next one.
       this.pending = undefined;
-      this.batchCount++;
       return this.write();
     });
     this.pending = batch;

@@ -87,8 +87,13 @@ describeAsRoot('CNI plugin driven like a runtime, with real agents', () => {
     const route = (await group.exec(a.short, ['ip', 'route', 'show', 'default'])).stdout;
     expect(route).toContain(`via ${(ra.ips as Array<{ gateway: string }>)[0]?.gateway} dev eth0`);
     // One queue per direction on both ends, whatever the CPU count (the kernel's default is one per CPU).
-    const queues = await group.exec(a.short, ['ip', '-d', '-j', 'link', 'show', 'eth0']);
-    expect(JSON.parse(queues.stdout)[0]).toMatchObject({ num_tx_queues: 1, num_rx_queues: 1 });
+    for (const [ns, ifname] of [
+      [a.short, 'eth0'],
+      ['n1', interfaces[0]?.name as string],
+    ] as const) {
+      const queues = await group.exec(ns, ['ip', '-d', '-j', 'link', 'show', ifname]);
+      expect(JSON.parse(queues.stdout)[0]).toMatchObject({ num_tx_queues: 1, num_rx_queues: 1 });
+    }
 
     expect(await ping(a.short, podIp(rb))).toBe(true);
     expect(await ping(b.short, podIp(ra))).toBe(true);
