@@ -336,8 +336,8 @@ function printTable(rows: Row[]): void {
     lines.push(
       `runner: ${runner}, ${RUNNER_NOTES[runner]}; latency from the runner (spawn → exit + EOF)`,
       '',
-      '| runner | op | concurrent | weft p50 ms | weft p99 ms | bridge+host-local p50 ms | p99 ms | weft/ref p50 | weft/ref p99 | CPU ms/op weft | ref |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
+      '| runner | op | concurrent | weft p50 ms | weft p99 ms | bridge+host-local p50 ms | p99 ms | weft/ref p50 | weft/ref p99 | CPU ms/op weft | ref | round trip p99 ms weft / ref |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const c of CONCURRENCY) {
       for (const op of ['ADD', 'DEL']) {
@@ -347,7 +347,9 @@ function printTable(rows: Row[]): void {
         lines.push(
           `| ${runner} | ${op} | ${c} | ${ms(w?.stats.p50)} | ${ms(w?.stats.p99)} | ${ms(r?.stats.p50)} | ${ms(
             r?.stats.p99,
-          )} | ${ratio((s) => s.p50)} | ${ratio((s) => s.p99)} | ${ms(w?.cpuMsPerOp)} | ${ms(r?.cpuMsPerOp)} |`,
+          )} | ${ratio((s) => s.p50)} | ${ratio((s) => s.p99)} | ${ms(w?.cpuMsPerOp)} | ${ms(r?.cpuMsPerOp)} | ${ms(
+            w?.roundTrip.p99,
+          )} / ${ms(r?.roundTrip.p99)} |`,
         );
       }
     }
