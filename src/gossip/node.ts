@@ -155,7 +155,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
       Math.min(this.config.heartbeatIntervalMs, this.config.peerTimeoutMs / 4),
     );
     this.expiryTimer = setInterval(() => this.expirePeers(), expiryEveryMs);
-    void this.publishOwnRecord();
+    void this.publishOwnRecord('start');
     this.logger.info(
       {
         peerId: identity.peerId,
@@ -270,6 +270,8 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
       this.requireLibp2p().dialProtocol(peerIdFromString(peerId), protocol, { signal }),
     nameOf: (peerId) => this.topology?.nameOf(peerId),
     peerIdOf: (name) => this.topology?.peerIdOf(name),
+    isConnected: (peerId) =>
+      this.libp2p?.getConnections(peerIdFromString(peerId)).some((c) => c.status === 'open') ?? false,
     waitForName: (peerId, signal) => {
       const known = this.topology?.nameOf(peerId);
       return known !== undefined || this.lifecycle === 'stopped'
@@ -415,7 +417,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
       );
   }
 
-  private async publishOwnRecord(): Promise<void> {
+  private async publishOwnRecord(reason: 'start' | 'heartbeat' | 'news'): Promise<void> {
     const libp2p = this.libp2p;
     if (libp2p === undefined || this.lifecycle !== 'running') return;
     this.lastPublishAtMs = Date.now();
@@ -433,7 +435,8 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
       ...(this.addressesInUse === undefined ? {} : { addressesInUse: this.addressesInUse() }),
     };
     try {
-      await libp2p.services.pubsub.publish(TOPOLOGY_TOPIC, encodeRecord(record));
+      const sent = await libp2p.services.pubsub.publish(TOPOLOGY_TOPIC, encodeRecord(record));
+      this.logger.debug({ seq: record.seq, reason, recipients: sent.recipients.length }, 'record published');
     } catch (err) {
       if (this.lifecycle === 'running') this.logger.debug({ err: (err as Error).message }, 'publish failed');
     }
@@ -441,7 +444,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
 
   private scheduleHeartbeat(delayMs: number): void {
     this.heartbeatTimer = setTimeout(() => {
-      void this.publishOwnRecord();
+      void this.publishOwnRecord('heartbeat');
       if (this.lifecycle === 'running') {
         this.scheduleHeartbeat(Math.min(delayMs * HEARTBEAT_RAMP, this.config.heartbeatIntervalMs));
       }
@@ -456,7 +459,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     );
     this.publishSoonTimer = setTimeout(() => {
       this.publishSoonTimer = undefined;
-      void this.publishOwnRecord();
+      void this.publishOwnRecord('news');
     }, delay);
   }
 
