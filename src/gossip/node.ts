@@ -137,6 +137,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
 
     this.connectionMaker = new ConnectionMaker({
       selfPeerId: identity.peerId,
+      selfAddress: tcpMultiaddr(this.config.underlayAddress, this.config.listenPort),
       dialer: { dial: (address, expectedPeerId, signal) => this.dial(address, expectedPeerId, signal) },
       backoff: this.config.backoff,
       dialTimeoutMs: this.config.dialTimeoutMs,
