@@ -601,7 +601,7 @@ export class IpamNode {
       return;
     }
     if (current === null) {
-      this.adoptFirstRing(incoming);
+      this.adoptFirstRing(incoming, from);
       return;
     }
     const merge = mergeRings(current, incoming);
@@ -616,13 +616,23 @@ export class IpamNode {
     if (merge.changed) this.applyRing(merge.ring, from);
   }
 
-  private adoptFirstRing(ring: Ring): void {
+  /**
+   * A ring we built (seeded) is announced at once. One received from a peer is not passed on: its
+   * sender broadcast it to every node, and every adopter repeating it at once made the seeding of 20
+   * agents end in 20 identical ring floods; peers that missed it ask for it (ring-request) or get the
+   * periodic ring gossip, which starts counting from here.
+   */
+  private adoptFirstRing(ring: Ring, from?: string): void {
     this.ringState = ring;
     this.attempt = null;
     this.nextAttemptAt = null;
     this.acceptor = { promised: null, accepted: null };
     this.changed();
-    this.broadcastPending = true;
+    if (from === undefined) this.broadcastPending = true;
+    else {
+      this.lastGossipAt = this.nowMs;
+      this.gossipJitter = 0.75 + this.random() / 2;
+    }
     this.ensureGateway();
   }
 

@@ -84,6 +84,17 @@ describe('consensus seeding (single-decree Paxos)', () => {
     expect(late.drainOutbox().filter((m) => m.message.type === 'paxos-accept')).toEqual([]);
   });
 
+  test('the proposer announces the seeded ring; peers adopting it do not repeat it to everyone', () => {
+    const net = new TinyNet(['a', 'b', 'c'].map((p) => consensus(p, 3)));
+    net.connectAll();
+    net.run(3);
+    const ringSenders = new Set(net.log.filter((m) => m.type === 'ring').map((m) => m.from));
+    expect(ringSenders).toEqual(new Set(['a']));
+    expect([...net.nodes.values()].every((n) => n.ring?.seedId === net.nodes.get('a')?.ring?.seedId)).toBe(
+      true,
+    );
+  });
+
   test('concurrent proposers settle on the lowest name instead of duelling', () => {
     const prepares = (node: IpamNode) => node.drainOutbox().filter((m) => m.message.type === 'paxos-prepare');
     // c ranks itself first in its partial view of a booting cluster and proposes.
