@@ -445,7 +445,10 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
 
   private scheduleHeartbeat(delayMs: number): void {
     this.heartbeatTimer = setTimeout(() => {
-      void this.publishOwnRecord('heartbeat');
+      // A record published moments ago (for news) did this heartbeat's work: while 20 agents booted,
+      // half the heartbeats came less than a second after such a publish.
+      if (Date.now() - this.lastPublishAtMs >= PUBLISH_SOON_MIN_GAP_MS)
+        void this.publishOwnRecord('heartbeat');
       if (this.lifecycle === 'running') {
         this.scheduleHeartbeat(Math.min(delayMs * HEARTBEAT_RAMP, this.config.heartbeatIntervalMs));
       }
