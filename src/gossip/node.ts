@@ -91,6 +91,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
   private expiryTimer: NodeJS.Timeout | undefined;
   private publishSoonTimer: NodeJS.Timeout | undefined;
   private lastPublishAtMs = Number.NEGATIVE_INFINITY;
+  private lastNewsPublishAtMs = Number.NEGATIVE_INFINITY;
   private readonly firstRttByPeer = new Map<string, number>();
   private readonly firstPingTimers = new Set<NodeJS.Timeout>();
 
@@ -445,10 +446,11 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
 
   private scheduleHeartbeat(delayMs: number): void {
     this.heartbeatTimer = setTimeout(() => {
-      // A record published moments ago (for news) did this heartbeat's work: while 20 agents booted,
-      // half the heartbeats came less than a second after such a publish.
-      if (Date.now() - this.lastPublishAtMs >= PUBLISH_SOON_MIN_GAP_MS)
-        void this.publishOwnRecord('heartbeat');
+      // A record published moments ago for news did this heartbeat's work: while 20 agents booted,
+      // half the heartbeats came less than a second after such a publish. (Only news counts: the
+      // record at start reaches nobody yet, and a short test heartbeat must not skip every other one.)
+      const skipWithinMs = Math.min(PUBLISH_SOON_MIN_GAP_MS, this.config.heartbeatIntervalMs / 2);
+      if (Date.now() - this.lastNewsPublishAtMs >= skipWithinMs) void this.publishOwnRecord('heartbeat');
       if (this.lifecycle === 'running') {
         this.scheduleHeartbeat(Math.min(delayMs * HEARTBEAT_RAMP, this.config.heartbeatIntervalMs));
       }
@@ -463,6 +465,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
     );
     this.publishSoonTimer = setTimeout(() => {
       this.publishSoonTimer = undefined;
+      this.lastNewsPublishAtMs = Date.now();
       void this.publishOwnRecord('news');
     }, delay);
   }
