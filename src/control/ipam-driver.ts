@@ -29,9 +29,14 @@ export interface IpamDriverCounters {
   forOthers: number;
   rejected: number;
   sent: number;
+  /** Of the messages sent, copies that went over a direct stream to one recipient. */
+  sentDirect: number;
   sendFailures: number;
   saves: number;
 }
+
+/** Beyond this many recipients a message is broadcast even when all are directly connected. */
+const MAX_DIRECT_RECIPIENTS = 3;
 
 type DriverEvents = { 'ring-changed': []; 'save-failed': [Error] };
 
@@ -48,6 +53,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
     forOthers: 0,
     rejected: 0,
     sent: 0,
+    sentDirect: 0,
     sendFailures: 0,
     saves: 0,
   };
@@ -189,6 +195,7 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
       this.counters.saves++;
       this.noticeRingChange();
     }
+    if (outbox.length > 0) this.ipam.messagesSent(this.now());
     // Started, not awaited: a publish under load can take a while, and no later save should wait
     // for it. Safety needs only the save above to come first.
     for (const packet of packOutbox(outbox)) {
@@ -205,12 +212,23 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
   }
 
   private async send(packet: Packet): Promise<void> {
+    const direct = this.directRecipients(packet);
     try {
-      const donor = packet.type === 'space-request' && packet.to?.length === 1 ? packet.to[0] : undefined;
-      if (donor !== undefined) await this.channel.send(donor, packet.payload);
-      else await this.channel.broadcast(packet.payload);
+      if (direct.length > 0) {
+        const sent = await Promise.allSettled(direct.map((to) => this.channel.send(to, packet.payload)));
+        this.counters.sentDirect += direct.length;
+        const failed = sent.find((outcome) => outcome.status === 'rejected');
+        // A connection that just closed: the broadcast may still reach the peer through the mesh.
+        if (failed !== undefined && packet.type !== 'space-request') {
+          this.log.debug({ to: packet.to, type: packet.type, err: failed.reason }, 'IPAM direct send failed');
+          await this.channel.broadcast(packet.payload);
+        } else if (failed !== undefined) throw failed.reason;
+      } else await this.channel.broadcast(packet.payload);
       this.counters.sent++;
-      this.log.debug({ to: packet.to ?? 'everyone', type: packet.type }, 'IPAM message sent');
+      this.log.debug(
+        { to: packet.to ?? 'everyone', type: packet.type, direct: direct.length > 0 },
+        'IPAM message sent',
+      );
     } catch (error) {
       this.counters.sendFailures++;
       this.log.debug(
@@ -218,5 +236,19 @@ export class IpamDriver extends EventEmitter<DriverEvents> {
         'IPAM message not sent; IPAM retries',
       );
     }
+  }
+
+  /**
+   * Who gets `packet` over a direct stream instead of the broadcast: a space request always goes to
+   * its donor; any other message for a few peers does when every one of them is directly connected. A
+   * broadcast is flooded to every node and forwarded along the mesh (about N × D transmissions, N
+   * signature checks) while a direct message costs one stream on a connection that is already there:
+   * during a 20-agent boot the promises and acceptances of one Paxos round alone were 38 broadcasts.
+   */
+  private directRecipients(packet: Packet): readonly string[] {
+    const to = packet.to;
+    if (to === null) return [];
+    if (packet.type === 'space-request') return to.length === 1 ? to : [];
+    return to.length <= MAX_DIRECT_RECIPIENTS && to.every((peer) => this.channel.isConnected(peer)) ? to : [];
   }
 }

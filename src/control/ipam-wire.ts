@@ -7,13 +7,13 @@ import {
 } from '../ipam/index.js';
 
 /**
- * IPAM on the wire (protocol v2): a message for particular peers carries their names in `to`. A space
- * request goes to its one donor as a libp2p request/response exchange (the donation then travels as a
- * ring change by gossip); every other message is a gossip broadcast on the IPAM channel, which peers
- * not named in `to` drop unread. Paxos messages used to be request/response exchanges too, each on a
- * new stream and often a new connection, which took seconds under a boot storm and made rounds time
- * out; gossip reuses the connections and the mesh every node already has. Space requests are rare and
- * come after seeding. IPAM's safety never depended on delivery, only on saving first.
+ * IPAM on the wire (protocol v2): a message for particular peers carries their names in `to`. The driver
+ * (ipam-driver.ts) sends it as a libp2p request/response exchange to each recipient when they are few and
+ * all directly connected (a space request always goes to its donor that way); otherwise it is a gossip
+ * broadcast on the IPAM channel, which peers not named in `to` drop unread. Requests to peers without a
+ * connection needed a new connection each, which took seconds under a boot storm and made Paxos rounds
+ * time out; the broadcast reuses the mesh every node already has. IPAM's safety never depended on
+ * delivery, only on saving first.
  */
 
 /** Upper bound on `to`: a Paxos prepare goes to every known peer at once. */

@@ -19,6 +19,8 @@ export interface GossipChannel {
   send(toPeerName: string, payload: Uint8Array): Promise<Uint8Array | undefined>;
   /** The single handler answering `send`; a later call replaces it. */
   onRequest(handler: (fromPeerName: string, payload: Uint8Array) => Promise<Uint8Array | undefined>): void;
+  /** A connection to this node is open: `send` to it needs a new stream, not a new connection. */
+  isConnected(peerName: string): boolean;
 }
 
 /** The parts of the gossip node a channel uses. */
@@ -27,6 +29,8 @@ export interface ChannelHost {
   openStream(peerId: string, protocol: string, signal: AbortSignal): Promise<Stream>;
   nameOf(peerId: string): string | undefined;
   peerIdOf(name: string): string | undefined;
+  /** A connection to this peer is open. */
+  isConnected(peerId: string): boolean;
   /** Resolves once the peer's topology record names it, or with undefined when `signal` aborts first. */
   waitForName(peerId: string, signal: AbortSignal): Promise<string | undefined>;
 }
@@ -132,6 +136,11 @@ export class TopicChannel implements GossipChannel {
 
   onRequest(handler: RequestHandler): void {
     this.requestHandler = handler;
+  }
+
+  isConnected(peerName: string): boolean {
+    const peerId = this.host.peerIdOf(peerName);
+    return peerId !== undefined && this.host.isConnected(peerId);
   }
 
   /**

@@ -26,6 +26,12 @@ export interface Dialer {
 
 export interface ConnectionMakerOptions {
   selfPeerId: string;
+  /**
+   * Our own gossip address, in the form peer sources and records use: seeds are dialed in ring order
+   * of addresses after it, and learned peers are chosen on the same ring, so that a node's first seeds
+   * are the very peers the learned-peer rule keeps.
+   */
+  selfAddress: string;
   dialer: Dialer;
   backoff: BackoffPolicy;
   dialTimeoutMs: number;
@@ -46,6 +52,7 @@ export interface ConnectionMakerOptions {
 }
 
 export const LEARNED_SOURCE = 'topology';
+const SEED_RETRIES_HOLDING_BUDGET = 2;
 
 interface Target {
   address: string;
@@ -54,8 +61,6 @@ interface Target {
   /** Identity the address must prove; only for targets known from topology records. */
   learnedPeerId: string | undefined;
   learnedAtMs: number;
-  /** Order among configured addresses not yet matched to a record: random, so nodes spread over seeds. */
-  seedRank: number;
   addedAtMs: number;
   state: ConnectionState | 'idle';
   attempts: number;
@@ -83,8 +88,9 @@ interface Target {
 export class ConnectionMaker {
   private readonly targets = new Map<string, Target>();
   private readonly connectedPeers = new Set<string>();
-  /** Learned peers this node is responsible for dialing. */
-  private learnedToDial = new Set<string>();
+  /** Addresses on our side of the ring lattice (recomputed on every reconcile). */
+  private lattice = new Set<string>();
+  private learnedAddresses = new Set<string>();
   private readonly now: () => number;
   private readonly random: () => number;
   private reconcileTimer: NodeJS.Timeout | undefined;
@@ -108,11 +114,7 @@ export class ConnectionMaker {
   /** Replaces the peers known from topology records (peer ID + gossip address). */
   setLearnedPeers(peers: readonly { peerId: string; address: string }[]): void {
     const wanted = new Map(peers.map((peer) => [peer.address, peer.peerId]));
-    this.learnedToDial = chooseLearnedPeersToDial(
-      this.options.selfPeerId,
-      peers.map((peer) => peer.peerId),
-      this.options.targetDegree,
-    );
+    this.learnedAddresses = new Set(wanted.keys());
     for (const [address, peerId] of wanted) {
       const target = this.targetFor(address);
       if (target.learnedPeerId !== peerId) {
@@ -172,7 +174,6 @@ export class ConnectionMaker {
         peerId: undefined,
         learnedPeerId: undefined,
         learnedAtMs: 0,
-        seedRank: this.random(),
         addedAtMs: this.now(),
         state: 'idle',
         attempts: 0,
@@ -193,6 +194,15 @@ export class ConnectionMaker {
     this.reconcileTimer = undefined;
     let nextGraceExpiry = Number.POSITIVE_INFINITY;
     const undecided: Target[] = [];
+    // The lattice spans configured addresses too, not only the nodes learned so far: a booting node
+    // that knew few peers yet dialed them all (a full mesh while it knows at most `targetDegree`), and
+    // kept those connections once the cluster turned out larger.
+    const configured = [...this.targets.values()].filter(isConfigured).map((target) => target.address);
+    this.lattice = chooseLearnedPeersToDial(
+      this.options.selfAddress,
+      [...this.learnedAddresses, ...configured],
+      this.options.targetDegree,
+    );
 
     for (const target of [...this.targets.values()]) {
       if (target.state === 'failed') {
@@ -207,7 +217,10 @@ export class ConnectionMaker {
 
     // Dials already under way keep their share of the fallback budget before idle targets claim it.
     const underWay = (target: Target) => target.state === 'connecting' || target.state === 'retrying';
-    undecided.sort((a, b) => Number(underWay(b)) - Number(underWay(a)) || a.seedRank - b.seedRank);
+    const self = this.options.selfAddress;
+    undecided.sort(
+      (a, b) => Number(underWay(b)) - Number(underWay(a)) || compareAlongRing(self, a.address, b.address),
+    );
     let fallbackBudget = Math.max(0, this.options.minConnectedPeers - this.connectedPeers.size);
     const decisions = undecided.map((target) => ({ target, decision: this.classify(target) }));
     // Seeds fill half the target degree: the other half arrives inbound, as everyone else dials its seeds
@@ -224,13 +237,22 @@ export class ConnectionMaker {
       decisions.filter(({ target, decision }) => decision === 'seed' && target.state === 'connecting').length;
     for (const { target, decision } of decisions) {
       if (decision === 'seed') {
-        if (underWay(target)) continue;
+        if (target.state === 'connecting') continue;
+        // A seed waiting to retry after a refusal or two (its node is still booting) holds its share of
+        // the budget, and beyond the budget it rests: left to retry, every refused seed of a booting
+        // cluster was dialed again later, and nodes ended with 9 seed connections instead of 4. One
+        // that failed more often may be down: it retries on the side and leaves the budget to others.
+        if (target.state === 'retrying' && target.attempts > SEED_RETRIES_HOLDING_BUDGET) continue;
         if (seedBudget <= 0) {
+          // (A dial just scheduled, attempts 0, stays: its budget may be an inbound connection counted
+          // twice while that dial completes.)
+          if (target.state === 'retrying' && target.attempts > 0) this.rest(target);
           if (this.now() < seedGraceEndsAt(target))
             nextGraceExpiry = Math.min(nextGraceExpiry, seedGraceEndsAt(target));
           continue;
         }
         seedBudget -= 1;
+        if (target.state === 'retrying') continue;
       }
       if (decision === 'fallback') {
         if (fallbackBudget > 0) fallbackBudget -= 1;
@@ -258,7 +280,7 @@ export class ConnectionMaker {
   private classify(target: Target): 'seed' | 'dial' | 'fallback' | 'drop' | 'rest' | { afterMs: number } {
     const configured = isConfigured(target);
     if (target.learnedPeerId === undefined) return configured ? 'seed' : 'drop';
-    if (this.learnedToDial.has(target.learnedPeerId)) return 'dial';
+    if (this.lattice.has(target.address)) return 'dial';
     if (this.connectedPeers.size >= this.options.minConnectedPeers) return configured ? 'rest' : 'drop';
     const graceEndsAt = target.learnedAtMs + this.options.tieBreakGraceMs;
     return this.now() >= graceEndsAt ? 'fallback' : { afterMs: graceEndsAt };
@@ -389,10 +411,11 @@ export class ConnectionMaker {
 }
 
 /**
- * Which learned peers this node dials. Up to `targetDegree` other nodes: all with a higher peer ID (a
- * full mesh, one connection per pair). Beyond that: the ceil(degree/2) next peer IDs around the sorted
- * ring, so every node has about `targetDegree` connections (half dialed, half accepted), no pair is
- * dialed from both ends, and the graph stays connected with diameter about N/degree.
+ * Which learned peers this node dials, by their ring keys (gossip addresses). Up to `targetDegree`
+ * other nodes: all with a higher key (a full mesh, one connection per pair). Beyond that: the
+ * ceil(degree/2) next keys around the sorted ring, so every node has about `targetDegree` connections
+ * (half dialed, half accepted), no pair is dialed from both ends, and the graph stays connected with
+ * diameter about N/degree.
  */
 export function chooseLearnedPeersToDial(
   self: string,
@@ -405,6 +428,12 @@ export function chooseLearnedPeersToDial(
   const at = ring.indexOf(self);
   const successors = Math.ceil(targetDegree / 2);
   return new Set(Array.from({ length: successors }, (_, j) => ring[(at + 1 + j) % ring.length] as string));
+}
+
+/** Orders addresses by their position on the ring of sorted addresses, starting after `self`. */
+function compareAlongRing(self: string, a: string, b: string): number {
+  const afterSelf = (address: string) => (address > self ? 0 : 1);
+  return afterSelf(a) - afterSelf(b) || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 function isConfigured(target: Target): boolean {

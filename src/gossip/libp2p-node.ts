@@ -8,6 +8,7 @@ import { preSharedKey } from '@libp2p/pnet';
 import { type TCPSocketOptions, tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import type { GossipConfig } from './config.js';
+import { installEd25519KeyObjectCache } from './ed25519-key-objects.js';
 import { gossipsubOptions } from './gossipsub-options.js';
 import { tcpMultiaddr } from './peer-source.js';
 import { installLazyYamuxWindowUpdates } from './yamux-window-updates.js';
@@ -25,6 +26,7 @@ export async function createGossipLibp2p(
     config.listenAddress === '0.0.0.0' ? {} : { localAddress: config.listenAddress };
   const psk = config.clusterSecret;
   installLazyYamuxWindowUpdates();
+  installEd25519KeyObjectCache(privateKey);
   return createLibp2p({
     privateKey,
     addresses: { listen: [tcpMultiaddr(config.listenAddress, config.listenPort)] },

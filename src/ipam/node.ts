@@ -131,7 +131,7 @@ interface OwnedSpace {
  * Inputs: tick(nowMs), receive(from, message), allocate, release, gc, rmpeer, setKnownPeers.
  * Outputs: drainOutbox() returns the messages to send ({ to: peer | 'broadcast' }). Contract with the
  * agent (safety rule R3 in ring.ts): after any input, if `revision` changed, save snapshot() durably
- * BEFORE sending what drainOutbox() returns.
+ * BEFORE sending what drainOutbox() returns; then it may report messagesSent(nowMs).
  */
 export class IpamNode {
   readonly peer: string;
@@ -148,6 +148,9 @@ export class IpamNode {
   private lastRound = 0;
   private highestRoundSeen = 0;
   private attempt: ProposalAttempt | null = null;
+  /** The current attempt has messages in the outbox / drained but not reported sent yet. */
+  private attemptMessagesQueued = false;
+  private attemptMessagesDrained = false;
   private nextAttemptAt: number | null = null;
   /** The first attempt's wait (rank order, full-view grace), which a complete view may cut short. */
   private firstAttemptAt: number | null = null;
@@ -364,12 +367,26 @@ export class IpamNode {
       this.gossipJitter = 0.75 + this.random() / 2;
     }
     this.broadcastPending = false;
+    this.attemptMessagesDrained ||= this.attemptMessagesQueued;
+    this.attemptMessagesQueued = false;
     const out = this.outbox;
     this.outbox = [];
     return out;
   }
 
   // ---- inputs ------------------------------------------------------------------------------------------
+
+  /**
+   * What drainOutbox() returned has left (saved, then handed to the transport). A Paxos attempt's
+   * retry timer runs from when its prepares or accepts left, not from when they were queued: with 20
+   * agents booting on 2 cores the save before sending took up to 4 s, and rounds timed out before
+   * any acceptor could have answered, which cost a whole second round.
+   */
+  messagesSent(nowMs: number): void {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    if (this.attemptMessagesDrained && this.attempt !== null) this.attempt.progressAt = this.nowMs;
+    this.attemptMessagesDrained = false;
+  }
 
   /** The peers the topology says are reachable now (the expected cluster size comes with the seeding mode). */
   setKnownPeers(names: Iterable<string>): void {
@@ -584,7 +601,7 @@ export class IpamNode {
       return;
     }
     if (current === null) {
-      this.adoptFirstRing(incoming);
+      this.adoptFirstRing(incoming, from);
       return;
     }
     const merge = mergeRings(current, incoming);
@@ -599,13 +616,23 @@ export class IpamNode {
     if (merge.changed) this.applyRing(merge.ring, from);
   }
 
-  private adoptFirstRing(ring: Ring): void {
+  /**
+   * A ring we built (seeded) is announced at once. One received from a peer is not passed on: its
+   * sender broadcast it to every node, and every adopter repeating it at once made the seeding of 20
+   * agents end in 20 identical ring floods; peers that missed it ask for it (ring-request) or get the
+   * periodic ring gossip, which starts counting from here.
+   */
+  private adoptFirstRing(ring: Ring, from?: string): void {
     this.ringState = ring;
     this.attempt = null;
     this.nextAttemptAt = null;
     this.acceptor = { promised: null, accepted: null };
     this.changed();
-    this.broadcastPending = true;
+    if (from === undefined) this.broadcastPending = true;
+    else {
+      this.lastGossipAt = this.nowMs;
+      this.gossipJitter = 0.75 + this.random() / 2;
+    }
     this.ensureGateway();
   }
 
@@ -823,6 +850,7 @@ export class IpamNode {
     for (const peer of this.known) {
       if (peer === this.peer || attempt.asked.has(peer)) continue;
       attempt.asked.add(peer);
+      this.attemptMessagesQueued = true;
       this.send(peer, {
         type: 'paxos-prepare',
         v: IPAM_PROTOCOL_VERSION,
@@ -897,6 +925,7 @@ export class IpamNode {
     // stop hearing from this proposer and, after their wait, started duelling rounds of their own.
     for (const peer of new Set([...attempt.promises.keys(), ...this.known])) {
       if (peer === this.peer) continue;
+      this.attemptMessagesQueued = true;
       this.send(peer, {
         type: 'paxos-accept',
         v: IPAM_PROTOCOL_VERSION,

@@ -76,6 +76,10 @@ export class MemoryChannel implements GossipChannel {
     this.requestHandler = handler;
   }
 
+  isConnected(peerName: string): boolean {
+    return this.hub.reachable(this.peerName, peerName) !== undefined;
+  }
+
   private receiveBroadcast(fromPeerName: string, payload: Uint8Array): void {
     for (const handler of this.broadcastHandlers) handler(fromPeerName, payload);
   }

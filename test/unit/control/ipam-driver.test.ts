@@ -19,8 +19,12 @@ interface Harness {
   events: string[];
   /** Request/response exchanges: who asked whom, with which IPAM message type. */
   requests: Array<{ from: string; to: string; type: unknown }>;
+  /** Broadcasts: who sent which IPAM message type (and to whom, when addressed). */
+  broadcasts: Array<{ from: string; type: unknown; to: unknown }>;
   saved: Map<string, IpamSnapshot>;
   failSaves: Set<string>;
+  /** Whether the channels report direct connections between the nodes. */
+  connected: boolean;
 }
 
 /** Records the order of saves and sends, so the test can check that no send precedes its save. */
@@ -28,6 +32,8 @@ function recordingChannel(name: string, channel: GossipChannel, harness: Harness
   return {
     broadcast: async (payload) => {
       harness.events.push(`${name}:send`);
+      const { type, to } = JSON.parse(new TextDecoder().decode(payload));
+      harness.broadcasts.push({ from: name, type, to });
       await channel.broadcast(payload);
     },
     send: async (to, payload) => {
@@ -37,6 +43,7 @@ function recordingChannel(name: string, channel: GossipChannel, harness: Harness
     },
     onBroadcast: (handler) => channel.onBroadcast(handler),
     onRequest: (handler) => channel.onRequest(handler),
+    isConnected: (peer) => harness.connected && channel.isConnected(peer),
   };
 }
 
@@ -46,8 +53,10 @@ function cluster(names: string[], seeds: string[] = names): Harness {
     drivers: new Map(),
     events: [],
     requests: [],
+    broadcasts: [],
     saved: new Map(),
     failSaves: new Set(),
+    connected: true,
   };
   for (const name of names) {
     const ipam = IpamNode.create({
@@ -100,8 +109,9 @@ describe('IpamDriver', () => {
     expect(addresses.every((a) => a.startsWith('10.'))).toBe(true);
   });
 
-  it('asks a donor for space by request/response; Paxos and rings travel by gossip', async () => {
+  it('asks a donor for space by request/response; without direct connections, all else travels by gossip', async () => {
     const harness = cluster(['a', 'b'], ['a']);
+    harness.connected = false;
     const [a, b] = start(harness) as [IpamDriver, IpamDriver];
     await Promise.all([a, b].map((d) => d.setKnownPeers(['a', 'b'])));
     await until(() => b.node.ring !== null);
@@ -114,6 +124,20 @@ describe('IpamDriver', () => {
     expect(allocated.ok).toBe(true);
     expect(harness.requests).toContainEqual({ from: 'b', to: 'a', type: 'space-request' });
     expect(harness.requests.filter((r) => r.type !== 'space-request')).toEqual([]);
+  });
+
+  it('sends a message for one directly connected peer over a request, and broadcasts announcements', async () => {
+    const harness = cluster(['a', 'b'], ['a']);
+    const [a, b] = start(harness) as [IpamDriver, IpamDriver];
+    await Promise.all([a, b].map((d) => d.setKnownPeers(['a', 'b'])));
+    await until(() => b.node.ring !== null);
+    // b asked a for the ring (a message for a alone) and a answered b alone: both direct.
+    expect(harness.requests).toContainEqual({ from: 'b', to: 'a', type: 'ring-request' });
+    expect(harness.requests).toContainEqual({ from: 'a', to: 'b', type: 'ring' });
+    expect(harness.broadcasts.filter((m) => m.to !== undefined)).toEqual([]);
+    // The seeded ring itself is announced to everyone.
+    expect(harness.broadcasts).toContainEqual({ from: 'a', type: 'ring', to: undefined });
+    expect(a.counters.sentDirect).toBeGreaterThan(0);
   });
 
   it('saves state before any message derived from it is sent', async () => {

@@ -11,6 +11,8 @@ const SELF = '12D3KooWMMMM';
 const LOWER = '12D3KooWAAAA';
 const HIGHER = '12D3KooWZZZZ';
 const addr = (n: number) => `/ip4/10.0.0.${n}/tcp/6783`;
+/** Our own address. Ring order is by address string: addr(3), addr(5) and addr(30) sort before it, addr(6) after. */
+const SELF_ADDRESS = addr(50);
 
 /** A dialer whose answers the test scripts: peer ID per address, or an error. */
 class FakeDialer implements Dialer {
@@ -40,6 +42,7 @@ describe('ConnectionMaker', () => {
   const make = (overrides: Partial<ConnectionMakerOptions> = {}) => {
     maker = new ConnectionMaker({
       selfPeerId: SELF,
+      selfAddress: SELF_ADDRESS,
       dialer,
       backoff: { initialMs: 100, maxMs: 1_000, multiplier: 2, jitter: 0.5 },
       dialTimeoutMs: 5_000,
@@ -146,16 +149,16 @@ describe('ConnectionMaker', () => {
     expect(dialer.calls).toHaveLength(dials);
   });
 
-  it('dials a learned peer with a higher ID at once, proving its identity', async () => {
+  it('dials a learned peer with a higher address at once, proving its identity', async () => {
     make();
-    dialer.answers.set(addr(2), HIGHER);
-    maker.setLearnedPeers([{ peerId: HIGHER, address: addr(2) }]);
+    dialer.answers.set(addr(7), HIGHER);
+    maker.setLearnedPeers([{ peerId: HIGHER, address: addr(7) }]);
     await vi.advanceTimersByTimeAsync(0);
-    expect(dialer.calls).toEqual([{ address: addr(2), expectedPeerId: HIGHER }]);
-    expect(view(addr(2))?.sources).toEqual(['topology']);
+    expect(dialer.calls).toEqual([{ address: addr(7), expectedPeerId: HIGHER }]);
+    expect(view(addr(7))?.sources).toEqual(['topology']);
   });
 
-  it('leaves a learned lower-ID peer to dial us, and dials it itself only after the grace period', async () => {
+  it('leaves a learned lower-address peer to dial us, and dials it itself only after the grace period', async () => {
     make();
     dialer.answers.set(addr(3), LOWER);
     maker.setLearnedPeers([{ peerId: LOWER, address: addr(3) }]);
@@ -166,7 +169,7 @@ describe('ConnectionMaker', () => {
     expect(dialer.calls).toEqual([{ address: addr(3), expectedPeerId: LOWER }]);
   });
 
-  it('does not dial a learned lower-ID peer that connected to us within the grace period', async () => {
+  it('does not dial a learned lower-address peer that connected to us within the grace period', async () => {
     make();
     maker.setLearnedPeers([{ peerId: LOWER, address: addr(3) }]);
     maker.peerConnected(LOWER);
@@ -197,7 +200,8 @@ describe('ConnectionMaker', () => {
     for (const peer of peers) dialer.answers.set(peer.address, peer.peerId);
     maker.setLearnedPeers(peers);
     await vi.advanceTimersByTimeAsync(5_000);
-    // Ring: A B C D E F G H J M(self): the two successors of M wrap around to A and B.
+    // Ring of addresses: 10.0.0.10 … 10.0.0.18, then ours (10.0.0.50): our two successors wrap around
+    // to the nodes at .10 and .11 (A and B).
     expect(dialer.calls.map((call) => call.expectedPeerId).sort()).toEqual(['12D3KooWA', '12D3KooWB']);
   });
 
@@ -233,8 +237,49 @@ describe('ConnectionMaker', () => {
     maker.peerConnected('12D3KooWA');
     maker.setLearnedPeers(addresses.map((address, i) => ({ peerId: `12D3KooW${'ABCDEFGHJK'[i]}`, address })));
     await vi.advanceTimersByTimeAsync(5_000);
-    // Every one of them has a lower ID than ours, so they dial us: nothing new is dialed.
+    // Our ring successors are the three seeds already dialed: nothing new is dialed.
     expect(dialer.calls).toHaveLength(3);
+  });
+
+  it('dials seeds in ring order after its own address, which the learned-peer rule then keeps', async () => {
+    make({ targetDegree: 4, minConnectedPeers: 0 });
+    // Ring order (of the strings) from ours, 10.0.0.50: .6, .7, .8, .9, then round to .3, .4, .5.
+    const addresses = [3, 4, 5, 6, 7, 8, 9].map(addr);
+    const peerIdAt = (address: string) => `12D3KooW${address.split('/')[2]?.split('.')[3]}`;
+    for (const address of addresses) dialer.answers.set(address, peerIdAt(address));
+    maker.setSourceAddresses('static', addresses);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(dialer.calls.map((call) => call.address)).toEqual([addr(6), addr(7)]);
+    maker.setLearnedPeers(addresses.map((address) => ({ peerId: peerIdAt(address), address })));
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(dialer.calls.map((call) => call.address)).toEqual([addr(6), addr(7)]);
+  });
+
+  it('places learned peers on a ring that includes the configured addresses not learned yet', async () => {
+    make({ targetDegree: 4, minConnectedPeers: 0, tieBreakGraceMs: 60_000 });
+    const addresses = Array.from({ length: 9 }, (_, i) => addr(10 + i));
+    const peerIdAt = (address: string) => `12D3KooW${address.split('/')[2]?.split('.')[3]}`;
+    for (const address of addresses) dialer.answers.set(address, peerIdAt(address));
+    maker.setSourceAddresses('static', addresses);
+    await vi.advanceTimersByTimeAsync(0);
+    // Only three records have arrived: a full mesh among those would dial all three.
+    const early = addresses.slice(4, 7);
+    maker.setLearnedPeers(early.map((address) => ({ peerId: peerIdAt(address), address })));
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(dialer.calls.map((call) => call.address)).toEqual([addr(10), addr(11)]);
+  });
+
+  it('lets refused seeds hold the seed budget while they retry, instead of dialing more seeds', async () => {
+    make({ targetDegree: 4, minConnectedPeers: 0, tieBreakGraceMs: 60_000 });
+    const addresses = [3, 4, 5, 6, 7, 8, 9].map(addr);
+    // Every node is still booting: all refuse at first; then they all come up.
+    maker.setSourceAddresses('static', addresses);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(dialer.calls.map((call) => call.address)).toEqual([addr(6), addr(7)]);
+    for (const address of addresses) dialer.answers.set(address, `12D3KooW${address.length}${address}`);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(new Set(dialer.calls.map((call) => call.address))).toEqual(new Set([addr(6), addr(7)]));
+    expect(maker.views().filter((v) => v.state === 'established')).toHaveLength(2);
   });
 
   it('dials a seed still unknown after the grace period, one at a time', async () => {

@@ -50,6 +50,51 @@ describe('consensus seeding (single-decree Paxos)', () => {
     expect(c.ring?.seedId).toBe(net.nodes.get('a')?.ring?.seedId);
   });
 
+  test('a proposal’s retry timer runs from when its prepares left, not from when they were queued', () => {
+    const a = IpamNode.create({
+      peer: 'a',
+      seeding: { kind: 'consensus', expectedPeers: 3 },
+      timing: { retryMs: 5_000 },
+      random: () => 0.5,
+    });
+    a.setKnownPeers(['a', 'b', 'c']);
+    a.tick(0);
+    const first = a.drainOutbox().filter((m) => m.message.type === 'paxos-prepare');
+    expect(first.map((m) => m.to)).toEqual(['b', 'c']);
+    // Saving before the send took 4 s (a loaded machine); promises come 2 s after the prepares left.
+    a.messagesSent(4_000);
+    a.tick(5_500);
+    const proposal = (first[0]?.message as { proposal?: unknown } | undefined)?.proposal;
+    const promise = { type: 'paxos-promise', v: 2, range: a.clusterRange, proposal, accepted: null };
+    a.receive('b', promise as never);
+    const accepts = a.drainOutbox().filter((m) => m.message.type === 'paxos-accept');
+    expect(accepts.map((m) => m.to).sort()).toEqual(['b', 'c']);
+    // Without the report, the same timeline abandons the attempt at 5 s and ignores the promise.
+    const late = IpamNode.create({
+      peer: 'a',
+      seeding: { kind: 'consensus', expectedPeers: 3 },
+      timing: { retryMs: 5_000 },
+      random: () => 0.5,
+    });
+    late.setKnownPeers(['a', 'b', 'c']);
+    late.tick(0);
+    late.drainOutbox();
+    late.tick(5_500);
+    late.receive('b', promise as never);
+    expect(late.drainOutbox().filter((m) => m.message.type === 'paxos-accept')).toEqual([]);
+  });
+
+  test('the proposer announces the seeded ring; peers adopting it do not repeat it to everyone', () => {
+    const net = new TinyNet(['a', 'b', 'c'].map((p) => consensus(p, 3)));
+    net.connectAll();
+    net.run(3);
+    const ringSenders = new Set(net.log.filter((m) => m.type === 'ring').map((m) => m.from));
+    expect(ringSenders).toEqual(new Set(['a']));
+    expect([...net.nodes.values()].every((n) => n.ring?.seedId === net.nodes.get('a')?.ring?.seedId)).toBe(
+      true,
+    );
+  });
+
   test('concurrent proposers settle on the lowest name instead of duelling', () => {
     const prepares = (node: IpamNode) => node.drainOutbox().filter((m) => m.message.type === 'paxos-prepare');
     // c ranks itself first in its partial view of a booting cluster and proposes.
