@@ -5,6 +5,8 @@ import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_PEER_TIMEOUT_MS,
   DEFAULT_STATE_DIR,
+  heartbeatSkipWindowMs,
+  longestRecordGapMs,
   parsePeerAddress,
 } from '../gossip/index.js';
 import type { SeedingMode } from '../ipam/index.js';
@@ -100,9 +102,11 @@ export function buildClusterConfig(flags: ClusterFlags, common: CommonSettings):
     200,
     3_600_000,
   );
-  if (peerTimeoutMs <= heartbeatMs) {
+  if (peerTimeoutMs <= longestRecordGapMs(heartbeatMs)) {
     throw new ConfigError(
-      `--peer-timeout-ms ${peerTimeoutMs} must be longer than --heartbeat-ms ${heartbeatMs}`,
+      `--peer-timeout-ms ${peerTimeoutMs} must be longer than ${longestRecordGapMs(heartbeatMs)} ms: ` +
+        `--heartbeat-ms ${heartbeatMs} plus the up to ${heartbeatSkipWindowMs(heartbeatMs)} ms a heartbeat ` +
+        'may be skipped after a record went out for news',
     );
   }
   const kube: KubeSettings | undefined = flags.kubePeers

@@ -96,11 +96,13 @@ export const gossipConfigSchema = z
       });
       return z.NEVER;
     }
-    if (config.peerTimeoutMs <= config.heartbeatIntervalMs) {
+    if (config.peerTimeoutMs <= longestRecordGapMs(config.heartbeatIntervalMs)) {
       ctx.addIssue({
         code: 'custom',
         path: ['peerTimeoutMs'],
-        message: 'peerTimeoutMs must be longer than heartbeatIntervalMs',
+        message: `peerTimeoutMs must be longer than the longest gap between a peer's records (${longestRecordGapMs(
+          config.heartbeatIntervalMs,
+        )} ms with this heartbeatIntervalMs)`,
       });
       return z.NEVER;
     }
@@ -114,4 +116,14 @@ export function parseGossipConfig(input: GossipConfigInput): GossipConfig {
   const parsed = gossipConfigSchema.safeParse(input);
   if (!parsed.success) throw new Error(`invalid gossip config: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
+}
+
+/** A heartbeat is skipped within this long after a news publish (the news carried the same record). */
+export function heartbeatSkipWindowMs(heartbeatIntervalMs: number): number {
+  return Math.min(1_000, heartbeatIntervalMs / 2);
+}
+
+/** The longest a live peer goes without sending its record: a heartbeat interval plus a skipped beat's window. */
+export function longestRecordGapMs(heartbeatIntervalMs: number): number {
+  return heartbeatIntervalMs + heartbeatSkipWindowMs(heartbeatIntervalMs);
 }

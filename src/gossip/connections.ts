@@ -37,7 +37,7 @@ export interface ConnectionMakerOptions {
   dialTimeoutMs: number;
   /**
    * Connections wanted among learned peers: a full mesh while there are at most this many other nodes,
-   * otherwise a ring lattice where each node dials its ceil(degree/2) successors by peer ID.
+   * otherwise a ring lattice where each node dials its ceil(degree/2) successors by address.
    */
   targetDegree: number;
   /** Below this many connected peers, any learned peer is dialed once it had its grace period to dial us. */
@@ -88,8 +88,6 @@ interface Target {
 export class ConnectionMaker {
   private readonly targets = new Map<string, Target>();
   private readonly connectedPeers = new Set<string>();
-  /** Addresses on our side of the ring lattice (recomputed on every reconcile). */
-  private lattice = new Set<string>();
   private learnedAddresses = new Set<string>();
   private readonly now: () => number;
   private readonly random: () => number;
@@ -198,7 +196,7 @@ export class ConnectionMaker {
     // that knew few peers yet dialed them all (a full mesh while it knows at most `targetDegree`), and
     // kept those connections once the cluster turned out larger.
     const configured = [...this.targets.values()].filter(isConfigured).map((target) => target.address);
-    this.lattice = chooseLearnedPeersToDial(
+    const lattice = chooseLearnedPeersToDial(
       this.options.selfAddress,
       [...this.learnedAddresses, ...configured],
       this.options.targetDegree,
@@ -222,7 +220,7 @@ export class ConnectionMaker {
       (a, b) => Number(underWay(b)) - Number(underWay(a)) || compareAlongRing(self, a.address, b.address),
     );
     let fallbackBudget = Math.max(0, this.options.minConnectedPeers - this.connectedPeers.size);
-    const decisions = undecided.map((target) => ({ target, decision: this.classify(target) }));
+    const decisions = undecided.map((target) => ({ target, decision: this.classify(target, lattice) }));
     // Seeds fill half the target degree: the other half arrives inbound, as everyone else dials its seeds
     // too. Dialing seeds up to the full degree (and one at a time beyond it) while records were still
     // on their way gave a booting 20-node cluster a full mesh, 190 handshakes on busy CPUs. A seed
@@ -277,10 +275,13 @@ export class ConnectionMaker {
    * learned-peer rule. `fallback`: a learned peer that should dial us, worth dialing ourselves while
    * short of connections once its grace period is over. `rest`: a configured peer that others dial.
    */
-  private classify(target: Target): 'seed' | 'dial' | 'fallback' | 'drop' | 'rest' | { afterMs: number } {
+  private classify(
+    target: Target,
+    lattice: ReadonlySet<string>,
+  ): 'seed' | 'dial' | 'fallback' | 'drop' | 'rest' | { afterMs: number } {
     const configured = isConfigured(target);
     if (target.learnedPeerId === undefined) return configured ? 'seed' : 'drop';
-    if (this.lattice.has(target.address)) return 'dial';
+    if (lattice.has(target.address)) return 'dial';
     if (this.connectedPeers.size >= this.options.minConnectedPeers) return configured ? 'rest' : 'drop';
     const graceEndsAt = target.learnedAtMs + this.options.tieBreakGraceMs;
     return this.now() >= graceEndsAt ? 'fallback' : { afterMs: graceEndsAt };
@@ -419,11 +420,11 @@ export class ConnectionMaker {
  */
 export function chooseLearnedPeersToDial(
   self: string,
-  peerIds: readonly string[],
+  addresses: readonly string[],
   targetDegree: number,
 ): Set<string> {
-  const others = [...new Set(peerIds)].filter((peerId) => peerId !== self);
-  if (others.length <= targetDegree) return new Set(others.filter((peerId) => self < peerId));
+  const others = [...new Set(addresses)].filter((address) => address !== self);
+  if (others.length <= targetDegree) return new Set(others.filter((address) => self < address));
   const ring = [...others, self].sort();
   const at = ring.indexOf(self);
   const successors = Math.ceil(targetDegree / 2);

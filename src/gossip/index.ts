@@ -17,6 +17,8 @@ export {
   type GossipConfig,
   type GossipConfigInput,
   gossipConfigSchema,
+  heartbeatSkipWindowMs,
+  longestRecordGapMs,
   parseGossipConfig,
 } from './config.js';
 export type { ConnectionView } from './connection-view.js';

@@ -5,7 +5,12 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
 import { type ChannelHost, channelTopic, TopicChannel } from './channel.js';
-import { type GossipConfig, type GossipConfigInput, parseGossipConfig } from './config.js';
+import {
+  type GossipConfig,
+  type GossipConfigInput,
+  heartbeatSkipWindowMs,
+  parseGossipConfig,
+} from './config.js';
 import { type ConnectionView, describeConnections } from './connection-view.js';
 import { ConnectionMaker } from './connections.js';
 import { loadOrCreateIdentity } from './identity.js';
@@ -393,11 +398,15 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
 
   private topologyChanged(): void {
     const peers = this.peers();
+    // Only live peers take places on the address ring: dead nodes of one subnet form a consecutive run
+    // there, and two such runs could otherwise leave the live arcs between them without a connection.
     this.connectionMaker?.setLearnedPeers(
-      peers.map((peer) => ({
-        peerId: peer.peerId,
-        address: tcpMultiaddr(peer.underlayAddress, peer.gossipPort),
-      })),
+      peers
+        .filter((peer) => peer.state === 'reachable')
+        .map((peer) => ({
+          peerId: peer.peerId,
+          address: tcpMultiaddr(peer.underlayAddress, peer.gossipPort),
+        })),
     );
     try {
       this.emit('topology-changed', peers);
@@ -450,7 +459,7 @@ export class GossipNode extends EventEmitter<GossipNodeEvents> {
       // A record published moments ago for news did this heartbeat's work: while 20 agents booted,
       // half the heartbeats came less than a second after such a publish. (Only news counts: the
       // record at start reaches nobody yet, and a short test heartbeat must not skip every other one.)
-      const skipWithinMs = Math.min(PUBLISH_SOON_MIN_GAP_MS, this.config.heartbeatIntervalMs / 2);
+      const skipWithinMs = heartbeatSkipWindowMs(this.config.heartbeatIntervalMs);
       if (Date.now() - this.lastNewsPublishAtMs >= skipWithinMs) void this.publishOwnRecord('heartbeat');
       if (this.lifecycle === 'running') {
         this.scheduleHeartbeat(Math.min(delayMs * HEARTBEAT_RAMP, this.config.heartbeatIntervalMs));

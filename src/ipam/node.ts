@@ -456,6 +456,9 @@ export class IpamNode {
         if (this.isCurrentAttempt(message.proposal)) this.onAccepted(from);
         return;
       case 'paxos-reject':
+        // Refused for our own proposal: an acceptor got one of our prepares twice (sent direct, then
+        // again by the fallback broadcast). It is on our side; giving up the round would waste it.
+        if (compareProposals(message.promised, message.proposal) === 0) return;
         this.highestRoundSeen = Math.max(this.highestRoundSeen, message.promised.round);
         if (this.isCurrentAttempt(message.proposal)) this.outbid(message.promised.proposer);
         return;

@@ -68,7 +68,7 @@ describe('agent command line', () => {
     [
       'a peer timeout not above the heartbeat',
       ['--underlay-address', '10.0.0.1', '--heartbeat-ms', '5000', '--peer-timeout-ms', '4000'],
-      /--peer-timeout-ms 4000 must be longer than --heartbeat-ms 5000/,
+      /--peer-timeout-ms 4000 must be longer than 6000 ms: --heartbeat-ms 5000/,
     ],
     ['a missing peer file', ['--peers-file', join(dir, 'absent.json')], /cannot read peer file/],
     ['a peer file that is not JSON', ['--peers-file', peerFile('garbage.json', '{nope')], /not valid JSON/],

@@ -195,6 +195,23 @@ describe('consensus seeding (single-decree Paxos)', () => {
     expect(a.ring).not.toBeNull();
   });
 
+  test('a prepare delivered twice does not make its proposer abandon the round', () => {
+    const a = consensus('a', 3);
+    a.setKnownPeers(['a', 'b', 'c']);
+    a.tick(0);
+    const prepare = a.drainOutbox().find((m) => m.message.type === 'paxos-prepare' && m.to === 'b');
+    const b = consensus('b', 3);
+    // Sent direct, then again by the driver's fallback broadcast: b promises, then refuses the copy.
+    b.receive('a', (prepare as NonNullable<typeof prepare>).message);
+    b.receive('a', (prepare as NonNullable<typeof prepare>).message);
+    const replies = b.drainOutbox().map((m) => m.message);
+    expect(replies.map((m) => m.type)).toEqual(['paxos-promise', 'paxos-reject']);
+    a.receive('b', replies[1] as never);
+    a.receive('b', replies[0] as never);
+    // The promise still counts: with a's own, a quorum of 3, so a goes on to the accept phase.
+    expect(a.drainOutbox().some((m) => m.message.type === 'paxos-accept')).toBe(true);
+  });
+
   test('an acceptor restarted from its snapshot keeps its promise (it cannot vote twice)', () => {
     const a = consensus('a', 3);
     a.setKnownPeers(['a', 'b']);
