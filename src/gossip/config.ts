@@ -119,9 +119,16 @@ export function parseGossipConfig(input: GossipConfigInput): GossipConfig {
   return parsed.data;
 }
 
+/**
+ * Unscheduled publishes are at least this far apart. While N nodes boot at once each learns its peers
+ * one batch after another, and every batch used to send our record again: N² records, each received
+ * about D times per node, on CPUs already busy with handshakes.
+ */
+export const PUBLISH_SOON_MIN_GAP_MS = 1_000;
+
 /** A heartbeat is skipped within this long after a news publish (the news carried the same record). */
 export function heartbeatSkipWindowMs(heartbeatIntervalMs: number): number {
-  return Math.min(1_000, heartbeatIntervalMs / 2);
+  return Math.min(PUBLISH_SOON_MIN_GAP_MS, heartbeatIntervalMs / 2);
 }
 
 /** The longest a live peer goes without sending its record: a heartbeat interval plus a skipped beat's window. */

@@ -9,6 +9,7 @@ import {
   type GossipConfig,
   type GossipConfigInput,
   heartbeatSkipWindowMs,
+  PUBLISH_SOON_MIN_GAP_MS,
   parseGossipConfig,
 } from './config.js';
 import { type ConnectionView, describeConnections } from './connection-view.js';
@@ -46,12 +47,6 @@ export type GossipNodeEvents = {
  * the bench converged faster with fewer, slightly later publishes (CPU was the bottleneck).
  */
 const PUBLISH_SOON_DELAY_MS = 200;
-/**
- * Unscheduled publishes are at least this far apart. While N nodes boot at once each learns its peers
- * one batch after another, and every batch used to send our record again: N² records, each received
- * about D times per node, on CPUs already busy with handshakes.
- */
-const PUBLISH_SOON_MIN_GAP_MS = 1_000;
 /**
  * The first heartbeat comes after this long, and each gap grows by half up to `heartbeatIntervalMs`. While
  * a cluster boots, a record sent before a peer joined the mesh never reaches it, and the two sides may miss

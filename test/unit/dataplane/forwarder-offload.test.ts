@@ -72,18 +72,20 @@ function partialBits(datagram: { payload: Buffer; gsoSize?: number }): boolean[]
 }
 
 describe('Forwarder: partial inner checksums only to peers that take them', () => {
+  /** A bare ACK from b's pod to a's: a single packet, nothing to segment or coalesce. */
+  const ack = tcpPacket({
+    seq: 9,
+    source: '10.32.2.2',
+    destination: '10.32.1.2',
+    flags: TCP_ACK,
+    payload: Buffer.alloc(0),
+  });
+
   it('leaves checksums partial to a peer that announced it (not to one that did not), and both receivers get intact TCP', () => {
     // a → b partial (b announced), b → a complete (a did not).
     const { network, a: n1, b: n2 } = pair(true, true, { b: true });
     const { packet, payload } = bulk(6);
     n1.tun.inject(tunRead(packet, MSS));
-    const ack = tcpPacket({
-      seq: 9,
-      source: '10.32.2.2',
-      destination: '10.32.1.2',
-      flags: TCP_ACK,
-      payload: Buffer.alloc(0),
-    });
     n2.tun.inject(tunRead(ack));
 
     expect(network.log.map(partialBits)).toEqual([Array(6).fill(true), [false]]);
@@ -98,13 +100,6 @@ describe('Forwarder: partial inner checksums only to peers that take them', () =
 
   it('writes a single partial packet (an ACK) NEEDS_CSUM so the kernel completes it', () => {
     const { a: n1, b: n2 } = pair(true, true, { a: true, b: true });
-    const ack = tcpPacket({
-      seq: 9,
-      source: '10.32.2.2',
-      destination: '10.32.1.2',
-      flags: TCP_ACK,
-      payload: Buffer.alloc(0),
-    });
     n2.tun.inject(tunRead(ack));
     const [written] = n1.tun.written;
     expect(written?.[0]).toBe(VNET.NeedsCsum);
