@@ -1,7 +1,7 @@
 /**
  * Pod-to-pod measurements in a two-node topology, with the method of the baselines notes
  * (/work/shared/notes/baselines.md): iperf3 TCP with 1 and 4 streams, UDP with 64-byte payloads
- * at unlimited rate, ping RTT, CPU of given processes and of the machine; repetitions
+ * at unlimited rate, ping RTT (sparse, as the notes measure it, and with pings 1 ms apart), CPU of given processes and of the machine; repetitions
  * interleaved, medians reported, each test started on a quiet machine, the whole measurement
  * phase under a lock that other benchmarks on the machine share.
  */
@@ -14,8 +14,8 @@ import { run } from '../src/util/exec.js';
 import type { NetnsGroup } from '../test/helpers/netns.js';
 import type { TwoNodeTopology } from '../test/helpers/topology.js';
 
-export type TestName = 'tcp1' | 'tcp4' | 'udp64' | 'ping';
-export const ALL_TESTS: readonly TestName[] = ['tcp1', 'tcp4', 'udp64', 'ping'];
+export type TestName = 'tcp1' | 'tcp4' | 'udp64' | 'ping' | 'ping-busy';
+export const ALL_TESTS: readonly TestName[] = ['tcp1', 'tcp4', 'udp64', 'ping', 'ping-busy'];
 
 export interface MeasureOptions {
   /** Seconds per iperf3 run. */
@@ -25,6 +25,12 @@ export interface MeasureOptions {
   tests: readonly TestName[];
   pingCount: number;
   pingIntervalSec: number;
+  /**
+   * `ping-busy`: the same RTT with pings this close together, so that the processes on the path are
+   * still running (or just went to sleep) when the next one comes, as under steady traffic.
+   */
+  busyPingCount: number;
+  busyPingIntervalSec: number;
   /** File locked (flock) for the whole measurement phase; null to measure without it. */
   lockFile: string | null;
   /** Before each test, wait until the machine is at most this busy (percent of all cores)… */
@@ -41,6 +47,8 @@ export const DEFAULT_MEASURE_OPTIONS: MeasureOptions = {
   tests: ALL_TESTS,
   pingCount: 20,
   pingIntervalSec: 0.2,
+  busyPingCount: 500,
+  busyPingIntervalSec: 0.001,
   lockFile: '/tmp/cpu-bench.lock',
   quietPct: 10,
   quietMaxWaitSec: 90,
@@ -54,6 +62,7 @@ export const QUICK_MEASURE_OPTIONS: Partial<MeasureOptions> = {
   reps: 1,
   pingCount: 10,
   pingIntervalSec: 0.05,
+  busyPingCount: 100,
 };
 
 /** CPU time as a percentage of one core (so a machine with 2 cores has 200 %). */
@@ -103,6 +112,7 @@ export interface MeasurementSamples {
   tcp4: TcpSample[];
   udp64: UdpSample[];
   ping: PingSample[];
+  pingBusy: PingSample[];
 }
 
 /** Medians over the repetitions; null where a test did not run. */
@@ -115,6 +125,8 @@ export interface MeasurementSummary {
   udpLossPct: number | null;
   pingAvgMs: number | null;
   pingMedianMs: number | null;
+  /** `ping-busy`: pings 1 ms apart. */
+  pingBusyMedianMs: number | null;
   /** Per watched pid during tcp1. */
   tcp1ProcessCpuPct: number[];
   tcp1MachineCpu: MachineCpu | null;
@@ -446,12 +458,16 @@ async function measureOnce(
       opts.log(`${label} ${s.deliveredPps.toFixed(0)} pps delivered, ${s.lossPct.toFixed(1)} % lost`);
       return;
     }
-    case 'ping': {
-      const pacing = ['-c', String(opts.pingCount), '-i', String(opts.pingIntervalSec), '-W', '1'];
+    case 'ping':
+    case 'ping-busy': {
+      const busy = test === 'ping-busy';
+      const count = busy ? opts.busyPingCount : opts.pingCount;
+      const interval = busy ? opts.busyPingIntervalSec : opts.pingIntervalSec;
+      const pacing = ['-c', String(count), '-i', String(interval), '-W', '1'];
       const pinger = () =>
         group.exec(topo.pods[0].shortName, ['ping', ...pacing, topo.pods[1].ip], { allowFail: true });
       const s = await sampled(opts, pids, async () => parsePing((await pinger()).stdout));
-      samples.ping.push(s);
+      samples[busy ? 'pingBusy' : 'ping'].push(s);
       opts.log(`${label} median ${s.medianMs.toFixed(3)} ms, avg ${s.avgMs.toFixed(3)} ms`);
       return;
     }
@@ -474,7 +490,7 @@ export async function measureTogether(
   const sessions: Session[] = targets.map((target) => ({
     ...target,
     opts,
-    samples: { tcp1: [], tcp4: [], udp64: [], ping: [] },
+    samples: { tcp1: [], tcp4: [], udp64: [], ping: [], pingBusy: [] },
     label: targets.length > 1 ? `${target.name} ` : '',
   }));
   const servers: ChildProcess[] = [];
@@ -506,6 +522,7 @@ export function summarize(samples: MeasurementSamples): MeasurementSummary {
     udpLossPct: median(samples.udp64.map((s) => s.lossPct)),
     pingAvgMs: median(samples.ping.map((s) => s.avgMs)),
     pingMedianMs: median(samples.ping.map((s) => s.medianMs)),
+    pingBusyMedianMs: median(samples.pingBusy.map((s) => s.medianMs)),
     tcp1ProcessCpuPct: Array.from(
       { length: pidCount },
       (_, i) => median(tcp1Cpu.map((c) => c.processPct[i] ?? Number.NaN)) ?? Number.NaN,

@@ -217,6 +217,9 @@ const COLUMNS: readonly Column[] = [
   { title: 'vs ref', cell: ratio((s) => s.udpDeliveredPps) },
   { title: 'UDP loss %', cell: (r) => fixed(r.summary?.udpLossPct, 1) },
   { title: 'RTT ms', cell: (r) => fixed(r.summary?.pingMedianMs, 3) },
+  { title: 'vs ref', cell: ratio((s) => s.pingMedianMs) },
+  { title: 'RTT busy ms', cell: (r) => fixed(r.summary?.pingBusyMedianMs, 3) },
+  { title: 'vs ref', cell: ratio((s) => s.pingBusyMedianMs) },
   {
     title: 'CPU %/Gbit/s',
     cell: (r) => {
