@@ -33,66 +33,79 @@ function weftMode(name: string, agentFlags: string[], peerFeatures: string[] = [
 }
 
 /**
- * Not run by default: bench/dp-minimal-loop.ts on both nodes, the prototype's loop on weft's addon
- * with nothing of the agent around it (partial checksums, as weft between its peers).
+ * A bench-only forwarding loop on both nodes instead of the agent: `command` runs as
+ * `<command...> <selfIp> <peerIp> --partial` (partial checksums, as weft between its peers), creates
+ * weft0, and sends everything to the other node.
  */
-const minimalLoopMode: BenchMode = {
-  name: 'minimal-loop',
-  podMtu: 1464,
-  async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
-    const loops: ChildProcess[] = [];
-    for (const node of [0, 1] as const) {
-      const self = topo.nodes[node];
-      const peer = topo.nodes[node === 0 ? 1 : 0];
-      const script = fileURLToPath(new URL('./dp-minimal-loop.js', import.meta.url));
-      const child = group.spawn(self.shortName, [
-        process.execPath,
-        ...nodeFlags,
-        script,
-        self.underlayIp,
-        peer.underlayIp,
-        '--partial',
-      ]);
-      loops.push(child);
-      await waitFor(
-        async () =>
-          (await group.exec(self.shortName, ['ip', 'link', 'show', 'weft0'], { allowFail: true })).code === 0,
-        10_000,
-        `minimal loop on ${self.shortName} did not create weft0`,
-      );
-      await group.exec(self.shortName, [
-        'ip',
-        'link',
-        'set',
-        'weft0',
-        'mtu',
-        '1464',
-        'txqueuelen',
-        '10000',
-        'up',
-      ]);
-      await group.exec(self.shortName, [
-        'ip',
-        'route',
-        'add',
-        peer.podCidr,
-        'dev',
-        'weft0',
-        'src',
-        self.gatewayIp,
-      ]);
-    }
-    return {
-      pids: loops.map((child) => child.pid as number),
-      undo: async () => {
-        for (const child of loops) await group.stop(child);
-      },
-    };
-  },
-};
+function standaloneLoopMode(name: string, command: () => string[]): BenchMode {
+  return {
+    name,
+    podMtu: 1464,
+    async setUp(group: NetnsGroup, topo: TwoNodeTopology) {
+      const loops: ChildProcess[] = [];
+      for (const node of [0, 1] as const) {
+        const self = topo.nodes[node];
+        const peer = topo.nodes[node === 0 ? 1 : 0];
+        const child = group.spawn(self.shortName, [
+          ...command(),
+          self.underlayIp,
+          peer.underlayIp,
+          '--partial',
+        ]);
+        loops.push(child);
+        await waitFor(
+          async () =>
+            (await group.exec(self.shortName, ['ip', 'link', 'show', 'weft0'], { allowFail: true })).code ===
+            0,
+          10_000,
+          `${name} on ${self.shortName} did not create weft0`,
+        );
+        await group.exec(self.shortName, [
+          'ip',
+          'link',
+          'set',
+          'weft0',
+          'mtu',
+          '1464',
+          'txqueuelen',
+          '10000',
+          'up',
+        ]);
+        await group.exec(self.shortName, [
+          'ip',
+          'route',
+          'add',
+          peer.podCidr,
+          'dev',
+          'weft0',
+          'src',
+          self.gatewayIp,
+        ]);
+      }
+      return {
+        pids: loops.map((child) => child.pid as number),
+        undo: async () => {
+          for (const child of loops) await group.stop(child);
+        },
+      };
+    },
+  };
+}
+
+/** Not run by default: bench/dp-minimal-loop.ts, the prototype's loop on weft's addon without the agent. */
+const minimalLoopMode = standaloneLoopMode('minimal-loop', () => [
+  process.execPath,
+  ...nodeFlags,
+  fileURLToPath(new URL('./dp-minimal-loop.js', import.meta.url)),
+]);
+/** Not run by default: bench/runner/dp-relay.c, the same loop in C (no JavaScript per packet). */
+const nativeRelayMode = standaloneLoopMode('native-relay', () => [
+  fileURLToPath(new URL('./runner/dp-relay', import.meta.url)),
+]);
 
 const modes: Record<string, BenchMode> = {
   'minimal-loop': minimalLoopMode,
+  'native-relay': nativeRelayMode,
   routed: routedMode,
   'vxlan-gpe': kernelVxlanGpeMode,
   weft: weftMode('weft', []),
