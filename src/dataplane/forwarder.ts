@@ -1,5 +1,6 @@
 import {
   checkGpeDatagram,
+  completePartialChecksum,
   GPE_HEADER_LENGTH,
   gpeHeader,
   hasPartialChecksum,
@@ -365,15 +366,19 @@ export class Forwarder {
       counters.drop(DropReason.TtlExpired);
       return;
     }
-    // A partial checksum can only be handed on through a virtio header; we do not announce the
-    // feature without one, so such a datagram comes from a misconfigured peer.
-    const partial = hasPartialChecksum(buf, offset);
-    if (partial && !this.tun.vnetHdr) {
-      counters.drop(DropReason.Malformed);
-      return;
-    }
     // The IPv4 total length (already checked to fit) drops any padding after the packet.
     const innerLength = ipv4TotalLength(buf, inner);
+    // A partial checksum is handed on through a virtio header. Without one (offloads off) we never
+    // announce the feature, but a peer may still send it for a while (it has not yet seen our new
+    // record, or a static peer file says otherwise): finish the checksum here instead of dropping.
+    let partial = hasPartialChecksum(buf, offset);
+    if (partial && !this.tun.vnetHdr) {
+      if (!completePartialChecksum(buf, inner, innerLength)) {
+        counters.drop(DropReason.Malformed);
+        return;
+      }
+      partial = false;
+    }
     const list = this.decapList;
     if (list.count === list.capacity) this.flushDecapsulated();
     list.offsets[list.count] = inner;

@@ -8,7 +8,7 @@ import {
   GPE_PARTIAL_CSUM_OFFSET,
   hasPartialChecksum,
 } from '../../../src/wire/index.js';
-import { gpeDatagram } from '../../helpers/packets.js';
+import { gpeDatagram, ipv4Packet } from '../../helpers/packets.js';
 import {
   checksumsValid,
   finishPartial,
@@ -108,12 +108,26 @@ describe('Forwarder: partial inner checksums only to peers that take them', () =
     expect(Buffer.compare(finishPartial(written as Buffer), ack)).toBe(0);
   });
 
-  it('drops a partial datagram on a node without a virtio header, which cannot hand it on', () => {
+  it('finishes the checksum of a partial datagram on a node without a virtio header (a peer with a stale record)', () => {
     const { a: off } = pair(false, true);
-    const partial = gpeDatagram(
-      tcpPacket({ seq: 1, source: '10.32.2.2', destination: '10.32.1.2', payload: Buffer.alloc(10) }),
-      VNI,
-    );
+    const complete = tcpPacket({
+      seq: 1,
+      source: '10.32.2.2',
+      destination: '10.32.1.2',
+      payload: Buffer.alloc(11, 7),
+    });
+    const partial = gpeDatagram(tunRead(complete).subarray(10), VNI);
+    partial[GPE_PARTIAL_CSUM_OFFSET] = (partial[GPE_PARTIAL_CSUM_OFFSET] as number) | GPE_PARTIAL_CSUM_BIT;
+    off.udp.injectFrom(b.underlayAddress, b.port, partial);
+    expect(off.tun.written).toHaveLength(1);
+    expect(Buffer.compare(off.tun.written[0] as Buffer, complete)).toBe(0);
+    expect(off.counters.snapshot().droppedTotal).toBe(0);
+  });
+
+  it('drops a partial datagram it cannot finish on a node without a virtio header (not TCP/UDP)', () => {
+    const { a: off } = pair(false, true);
+    const icmp = ipv4Packet({ source: '10.32.2.2', destination: '10.32.1.2', protocol: 1 });
+    const partial = gpeDatagram(icmp, VNI);
     partial[GPE_PARTIAL_CSUM_OFFSET] = (partial[GPE_PARTIAL_CSUM_OFFSET] as number) | GPE_PARTIAL_CSUM_BIT;
     off.udp.injectFrom(b.underlayAddress, b.port, partial);
     expect(off.tun.written).toHaveLength(0);
