@@ -1,9 +1,10 @@
 /**
  * Pod-to-pod measurements in a two-node topology, with the method of the baselines notes
  * (/work/shared/notes/baselines.md): iperf3 TCP with 1 and 4 streams, UDP with 64-byte payloads
- * at unlimited rate, ping RTT (sparse, as the notes measure it, and with pings 1 ms apart), CPU of given processes and of the machine; repetitions
- * interleaved, medians reported, each test started on a quiet machine, the whole measurement
- * phase under a lock that other benchmarks on the machine share.
+ * at unlimited rate, ping RTT (sparse, as the notes measure it, and with pings 1 ms apart), CPU of
+ * given processes and of the machine; repetitions interleaved, medians reported, each test started
+ * on a quiet machine, the whole measurement phase under a lock that other benchmarks on the machine
+ * share.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';

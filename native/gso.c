@@ -357,6 +357,18 @@ uint32_t partial_csum_offset(const uint8_t *p, uint32_t len) {
   return offset != 0 && ihl + offset + 2 <= len ? offset : 0;
 }
 
+int complete_partial_csum(uint8_t *p, uint32_t len) {
+  uint32_t offset = partial_csum_offset(p, len);
+  uint32_t ihl = (uint32_t)(p[0] & 15) * 4;
+  uint32_t total = get16(p + 2);
+  if (offset == 0 || total > len || ihl + offset + 2 > total) return 0;
+  /* The field's pseudo-header sum is part of what is summed, so the result covers both. */
+  uint16_t check = (uint16_t)~csum_fold(csum_add(p + ihl, total - ihl, 0));
+  if (check == 0 && p[9] == IPPROTO_UDP_) check = 0xffff; /* 0 would mean "no checksum" for UDP */
+  memcpy(p + ihl + offset, &check, 2);
+  return 1;
+}
+
 void partial_vnet_header(const uint8_t *p, uint32_t len, uint8_t *hdr) {
   struct virtio_net_hdr v;
   memset(&v, 0, sizeof v);

@@ -60,6 +60,13 @@ void gso_segment(uint8_t *pkt, uint32_t len, const uint8_t gpe[GPE_LEN], int par
  */
 uint32_t partial_csum_offset(const uint8_t *p, uint32_t len);
 
+/*
+ * Finishes in place the TCP/UDP checksum of IPv4 packet p (len bytes) whose checksum field holds only
+ * the pseudo-header sum, for a TUN that cannot take it as CHECKSUM_PARTIAL. Returns 0, changing
+ * nothing, when partial_csum_offset is 0 or the packet's total length does not fit len.
+ */
+int complete_partial_csum(uint8_t *p, uint32_t len);
+
 /* The virtio_net_hdr (VNET_HDR_LEN bytes at hdr) for writing a single packet p whose checksum is partial. */
 void partial_vnet_header(const uint8_t *p, uint32_t len, uint8_t *hdr);
 

@@ -1126,6 +1126,25 @@ static napi_value gso_segment_js(napi_env env, napi_callback_info info) {
   return ok ? make_u32(env, segs) : NULL;
 }
 
+/*
+ * completePartialChecksums(buf, offsets, lengths, n, partial) -> packets completed: for a TUN without the
+ * virtio header, finishes in place the TCP/UDP checksum of each packet flagged in partial (the field
+ * holds only the pseudo-header sum). Other flagged packets are left as they are (the kernel checks them).
+ */
+static napi_value complete_partial_checksums(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  byte_view buf, partial;
+  u32_view offsets, lengths;
+  int64_t count;
+  if (!get_args(env, info, 5, argv) || !get_packet_list(env, argv, &buf, &offsets, &lengths, &count) ||
+      !get_optional_flags(env, argv[4], "partial", (uint64_t)count, &partial))
+    return NULL;
+  uint32_t completed = 0;
+  for (uint32_t i = 0; i < count; i++)
+    if (flag_at(&partial, i)) completed += (uint32_t)complete_partial_csum(buf.data + offsets.data[i], lengths.data[i]);
+  return make_u32(env, completed);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Readiness polling                                                                               */
 
@@ -1314,7 +1333,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"tunWriteBatch", tun_write_batch}, {"udpOpen", udp_open},      {"udpSendBatch", udp_send_batch},
       {"udpRecvBatch", udp_recv_batch}, {"pollStart", poll_start},   {"pollStop", poll_stop},
       {"close", close_fd},         {"udpSendGso", udp_send_gso}, {"tunWriteGro", tun_write_gro},
-      {"groCoalesce", gro_coalesce}, {"gsoSegment", gso_segment_js},
+      {"groCoalesce", gro_coalesce}, {"gsoSegment", gso_segment_js}, {"completePartialChecksums", complete_partial_checksums},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value function;

@@ -1,6 +1,5 @@
 import {
   checkGpeDatagram,
-  completePartialChecksum,
   GPE_HEADER_LENGTH,
   gpeHeader,
   hasPartialChecksum,
@@ -366,19 +365,11 @@ export class Forwarder {
       counters.drop(DropReason.TtlExpired);
       return;
     }
+    // Handed on with the packet: the TUN writes it CHECKSUM_PARTIAL, or finishes it without a virtio
+    // header (a peer may send the bit for a while to a node that never announced the feature).
+    const partial = hasPartialChecksum(buf, offset);
     // The IPv4 total length (already checked to fit) drops any padding after the packet.
     const innerLength = ipv4TotalLength(buf, inner);
-    // A partial checksum is handed on through a virtio header. Without one (offloads off) we never
-    // announce the feature, but a peer may still send it for a while (it has not yet seen our new
-    // record, or a static peer file says otherwise): finish the checksum here instead of dropping.
-    let partial = hasPartialChecksum(buf, offset);
-    if (partial && !this.tun.vnetHdr) {
-      if (!completePartialChecksum(buf, inner, innerLength)) {
-        counters.drop(DropReason.Malformed);
-        return;
-      }
-      partial = false;
-    }
     const list = this.decapList;
     if (list.count === list.capacity) this.flushDecapsulated();
     list.offsets[list.count] = inner;

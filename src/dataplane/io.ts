@@ -88,8 +88,9 @@ export interface TunDevice {
    */
   readBatch(batch: PacketBatch, headroom: number): number;
   /**
-   * Writes whole IP packets 0..count-1 (offsets/lengths); in offload mode those flagged in
-   * `partial` as CHECKSUM_PARTIAL. Returns how many the kernel accepted;
+   * Writes whole IP packets 0..count-1 (offsets/lengths). Those flagged in `partial` hold only the
+   * pseudo-header sum in their TCP/UDP checksum: in offload mode they are written CHECKSUM_PARTIAL,
+   * without the virtio header the checksum is finished first. Returns how many the kernel accepted;
    * the rest were refused (queue full or invalid) and are the caller's to count as dropped.
    */
   writeBatch(packets: PacketList): number;

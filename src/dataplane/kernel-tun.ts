@@ -94,7 +94,10 @@ export class KernelTun implements TunDevice {
 
   writeBatch(packets: PacketList): number {
     const { buf, offsets, lengths, count, partial } = packets;
-    if (!this.vnetHdr) return this.dp.tunWriteBatch(this.fd.open, buf, offsets, lengths, count);
+    if (!this.vnetHdr) {
+      this.dp.completePartialChecksums(buf, offsets, lengths, count, partial);
+      return this.dp.tunWriteBatch(this.fd.open, buf, offsets, lengths, count);
+    }
     return this.dp.tunWriteGro(this.fd.open, buf, offsets, lengths, count, this.coalesceUdp, partial);
   }
 

@@ -194,6 +194,18 @@ export interface WeftDpAddon {
     partial?: boolean,
   ): number;
   /**
+   * For a TUN without the virtio header: finishes in place the TCP/UDP checksum of each packet
+   * 0..n-1 flagged in `partial` (its checksum field holds only the pseudo-header sum); other flagged
+   * packets stay as they are, for the kernel to check. Returns the packets completed.
+   */
+  completePartialChecksums(
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    n: number,
+    partial: Uint8Array,
+  ): number;
+  /**
    * Calls `callback` on the calling thread's event loop whenever fd is readable (level-triggered).
    * After a poll error (POLLERR) the callback receives it and polling continues; the next read reports
    * the real errno. An exception thrown by the callback becomes an uncaught exception. The active poll

@@ -36,4 +36,3 @@ export {
   ipv6PayloadLength,
   verifyIpv4HeaderChecksum,
 } from './ip.js';
-export { completePartialChecksum, partialChecksumFieldOffset } from './l4-checksum.js';

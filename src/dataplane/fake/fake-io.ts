@@ -94,6 +94,13 @@ export class FakeTun implements TunDevice {
     const accepted = Math.min(packets.count, this.writeCapacity);
     this.writeCapacity -= accepted;
     if (!this.vnetHdr) {
+      weftDp().completePartialChecksums(
+        packets.buf,
+        packets.offsets,
+        packets.lengths,
+        accepted,
+        packets.partial,
+      );
       for (let i = 0; i < accepted; i++) {
         const offset = packets.offsets[i] as number;
         this.written.push(Buffer.from(packets.buf.subarray(offset, offset + (packets.lengths[i] as number))));

@@ -10,6 +10,15 @@ import { udpBurst } from './udp-burst.js';
 
 const POD_MTU = 1464;
 
+/** Neither pod's kernel counted a TCP or UDP checksum error. */
+async function expectNoChecksumErrorsInPods(group: NetnsGroup, topo: TwoNodeTopology): Promise<void> {
+  for (const pod of topo.pods) {
+    const nstat = await group.exec(pod.shortName, ['nstat', '-az', 'TcpInCsumErrors', 'UdpInCsumErrors']);
+    for (const line of nstat.stdout.split('\n').filter((l) => /CsumErrors/.test(l)))
+      expect(line, pod.shortName).toMatch(/^\w+\s+0\s/);
+  }
+}
+
 /**
  * Mixed peers: node 1 is listed as completing partial checksums in node 2's peer file, node 2 is
  * listed without that feature in node 1's. Node 2 therefore leaves inner TCP/UDP checksums to
@@ -75,11 +84,7 @@ describeAsRoot('partial inner checksums: only towards the peer that takes them',
   });
 
   it('no pod saw a bad checksum, and neither agent dropped anything as malformed', async () => {
-    for (const pod of topo.pods) {
-      const nstat = await group.exec(pod.shortName, ['nstat', '-az', 'TcpInCsumErrors', 'UdpInCsumErrors']);
-      for (const line of nstat.stdout.split('\n').filter((l) => /CsumErrors/.test(l)))
-        expect(line, pod.shortName).toMatch(/^\w+\s+0\s/);
-    }
+    await expectNoChecksumErrorsInPods(group, topo);
     for (const agent of agents) expect((await agent.status()).dataplane.counters.dropped.malformed).toBe(0);
   });
 });
@@ -112,11 +117,7 @@ describeAsRoot('partial inner checksums to a node without offloads', () => {
     const { ok, bad } = await udpBurst(group, topo.pods[1], topo.pods[0], 500, 64);
     expect(bad).toBe(0);
     expect(ok).toBeGreaterThan(500 * 0.9);
-    for (const pod of topo.pods) {
-      const nstat = await group.exec(pod.shortName, ['nstat', '-az', 'TcpInCsumErrors', 'UdpInCsumErrors']);
-      for (const line of nstat.stdout.split('\n').filter((l) => /CsumErrors/.test(l)))
-        expect(line, pod.shortName).toMatch(/^\w+\s+0\s/);
-    }
+    await expectNoChecksumErrorsInPods(group, topo);
     const node1 = await agents[0]?.status();
     expect(node1?.dataplane.counters.dropped.malformed).toBe(0);
     expect(node1?.dataplane.counters.decapsulated.packets).toBeGreaterThan(0);
