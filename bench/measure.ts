@@ -128,6 +128,13 @@ export interface MeasurementSummary {
   pingMedianMs: number | null;
   /** `ping-busy`: pings 1 ms apart. */
   pingBusyMedianMs: number | null;
+  /**
+   * What TCP1 / TCP4 would carry if every core of the machine were busy at the cost per bit the run
+   * measured (throughput × all cores' CPU / the CPU in use): the most any scheduling could get
+   * without making a bit cheaper. See {@link cpuBoundGbps}.
+   */
+  tcp1CpuBoundGbps: number | null;
+  tcp4CpuBoundGbps: number | null;
   /** Per watched pid during tcp1. */
   tcp1ProcessCpuPct: number[];
   tcp1MachineCpu: MachineCpu | null;
@@ -254,6 +261,17 @@ export function machineCpuBetween(
     idle: pct(idle + iowait),
     steal: pct(steal),
   };
+}
+
+/**
+ * The throughput a TCP sample would reach with all `cores` busy at its measured CPU cost per bit
+ * (the whole machine's, not only the data plane's: pods, kernel and data plane share the cores).
+ * Null when the sample's machine was idle or nothing was carried.
+ */
+export function cpuBoundGbps(sample: Pick<TcpSample, 'gbps' | 'cpu'>, cores: number): number | null {
+  const m = sample.cpu.machine;
+  const busy = m.user + m.system + m.softirq;
+  return busy > 0 && sample.gbps > 0 ? (sample.gbps * cores * 100) / busy : null;
 }
 
 // ------------------------------------------------------------- sampling ---
@@ -510,8 +528,10 @@ export async function measureTogether(
   return sessions.map((session) => session.samples);
 }
 
-export function summarize(samples: MeasurementSamples): MeasurementSummary {
+export function summarize(samples: MeasurementSamples, cores: number = CORES): MeasurementSummary {
   const tcp1Cpu = samples.tcp1.map((s) => s.cpu);
+  const bound = (tcp: readonly TcpSample[]) =>
+    median(tcp.map((s) => cpuBoundGbps(s, cores)).filter((g): g is number => g !== null));
   const pidCount = tcp1Cpu[0]?.processPct.length ?? 0;
   const machineField = (key: keyof MachineCpu) => median(tcp1Cpu.map((c) => c.machine[key])) ?? 0;
   return {
@@ -524,6 +544,8 @@ export function summarize(samples: MeasurementSamples): MeasurementSummary {
     pingAvgMs: median(samples.ping.map((s) => s.avgMs)),
     pingMedianMs: median(samples.ping.map((s) => s.medianMs)),
     pingBusyMedianMs: median(samples.pingBusy.map((s) => s.medianMs)),
+    tcp1CpuBoundGbps: bound(samples.tcp1),
+    tcp4CpuBoundGbps: bound(samples.tcp4),
     tcp1ProcessCpuPct: Array.from(
       { length: pidCount },
       (_, i) => median(tcp1Cpu.map((c) => c.processPct[i] ?? Number.NaN)) ?? Number.NaN,

@@ -205,6 +205,20 @@ function ratio(pick: (s: MeasurementSummary) => number | null): Column['cell'] {
   };
 }
 
+/** "a/b" from two numbers of a summary, or "-" when there is no summary. */
+function boundCell(r: ModeResult, pick: (s: MeasurementSummary) => [number | null, number | null]): string {
+  return r.summary === undefined
+    ? '-'
+    : pick(r.summary)
+        .map((v) => fixed(v, 2))
+        .join('/');
+}
+
+/** A mode's CPU-bound throughput against what the reference carried. */
+function boundRatio(bound: number | null, refGbps: number | null | undefined): number | null {
+  return bound === null || !refGbps ? null : bound / refGbps;
+}
+
 const COLUMNS: readonly Column[] = [
   { title: 'mode', cell: (r) => r.mode },
   { title: 'pod MTU', cell: (r) => String(r.podMtu) },
@@ -212,6 +226,15 @@ const COLUMNS: readonly Column[] = [
   { title: 'vs ref', cell: ratio((s) => s.tcp1Gbps) },
   { title: 'TCP4 Gbit/s', cell: (r) => fixed(r.summary?.tcp4Gbps, 2) },
   { title: 'vs ref', cell: ratio((s) => s.tcp4Gbps) },
+  { title: 'TCP1/4 CPU bound', cell: (r) => boundCell(r, (s) => [s.tcp1CpuBoundGbps, s.tcp4CpuBoundGbps]) },
+  {
+    title: 'bound vs ref',
+    cell: (r, ref) =>
+      boundCell(r, (s) => [
+        boundRatio(s.tcp1CpuBoundGbps, ref?.summary?.tcp1Gbps),
+        boundRatio(s.tcp4CpuBoundGbps, ref?.summary?.tcp4Gbps),
+      ]),
+  },
   { title: 'TCP1 retr', cell: (r) => fixed(r.summary?.tcp1Retransmits, 0) },
   { title: 'UDP64 kpps', cell: (r) => fixed((r.summary?.udpDeliveredPps ?? Number.NaN) / 1000, 1) },
   { title: 'vs ref', cell: ratio((s) => s.udpDeliveredPps) },
@@ -258,6 +281,7 @@ function formatComparison(results: readonly ModeResult[], reference: string): st
   out.push(
     '',
     `medians; ratios ("vs ref") against ${reference}${ref ? '' : ' (no result)'}; CPU % of one core during TCP1`,
+    "CPU bound: TCP Gbit/s with every core busy at the cost per bit measured; bound vs ref: that against the reference's TCP",
   );
   for (const r of results)
     if (r.status === 'failed') out.push(`${r.mode}: FAILED: ${r.error ?? 'unknown error'}`);

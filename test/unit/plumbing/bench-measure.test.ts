@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  cpuBoundGbps,
   machineCpuBetween,
   median,
   parseIperfTcp,
@@ -7,6 +8,8 @@ import {
   parsePidStatTicks,
   parsePing,
   parseProcStatCpu,
+  summarize,
+  type TcpSample,
 } from '../../../bench/measure.js';
 
 // The `end` objects of `iperf3 -J` 3.12 runs (TCP -b 10M, UDP -l 64 -b 200K, both -t 1), verbatim.
@@ -85,5 +88,43 @@ describe('median', () => {
     expect(median([4, 1, 3, 2])).toBe(2.5);
     expect(median([Number.NaN, 5])).toBe(5);
     expect(median([])).toBeNull();
+  });
+});
+
+describe('CPU-bound throughput', () => {
+  const tcp = (gbps: number, busy: [number, number, number], idle: number): TcpSample => ({
+    gbps,
+    retransmits: 0,
+    preBusyPct: 0,
+    wallSec: 10,
+    cpu: { processPct: [], machine: { user: busy[0], system: busy[1], softirq: busy[2], idle, steal: 0 } },
+  });
+
+  it('scales throughput to all cores busy at the measured cost per bit', () => {
+    // 8 Gbit/s with 160 % of 200 busy: 20 % per Gbit/s, so 10 Gbit/s with both cores.
+    expect(cpuBoundGbps(tcp(8, [20, 100, 40], 40), 2)).toBeCloseTo(10, 9);
+    // Idle time and steal do not count as cost; 4 cores double the bound.
+    expect(cpuBoundGbps(tcp(8, [20, 100, 40], 240), 4)).toBeCloseTo(20, 9);
+  });
+
+  it('has no bound for an idle machine or a run that carried nothing', () => {
+    expect(cpuBoundGbps(tcp(8, [0, 0, 0], 200), 2)).toBeNull();
+    expect(cpuBoundGbps(tcp(0, [50, 50, 0], 100), 2)).toBeNull();
+  });
+
+  it('summarizes the median bound of each TCP test', () => {
+    const summary = summarize(
+      {
+        tcp1: [tcp(8, [20, 100, 40], 40), tcp(6, [20, 100, 80], 0), tcp(9, [0, 0, 0], 200)],
+        tcp4: [tcp(10, [50, 100, 50], 0)],
+        udp64: [],
+        ping: [],
+        pingBusy: [],
+      },
+      2,
+    );
+    // 10 and 6 Gbit/s bounds; the idle sample has none.
+    expect(summary.tcp1CpuBoundGbps).toBeCloseTo(8, 9);
+    expect(summary.tcp4CpuBoundGbps).toBeCloseTo(10, 9);
   });
 });
