@@ -1,15 +1,19 @@
+import pino from 'pino';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TunDevice } from '../../../src/dataplane/io.js';
 
 /**
- * What the data plane does when the kernel refuses an offload. These kernels cannot be made to
- * refuse here (6.18 grants every TUN offload, and since 6.11 computes UDP GSO checksums in software
- * instead of failing with EIO), so the addon is replaced by a scripted one.
+ * What the data plane does when the kernel refuses an offload. The kernel here cannot be made to
+ * refuse: 6.18 grants every TUN offload asked for, UDP GSO over an underlay with `ethtool -K … tx
+ * off` gets its checksums done in software instead of failing with EIO (tried), and the other EIO
+ * case, an IPsec route, needs ESP, which this kernel lacks. So the addon is replaced by a scripted one.
  */
 const kernel = vi.hoisted(() => {
   const errno = (code: string) => Object.assign(new Error(`${code} (scripted)`), { code });
   return {
     errno,
+    /** TUNSETIFF with IFF_VNET_HDR: the error, or undefined to grant it. */
+    refuseVnetHdr: (): Error | undefined => undefined,
     /** TUNSETOFFLOAD: the error for a set of flags, or undefined to grant it. */
     refuseOffload: (_flags: number): Error | undefined => undefined,
     offloadCalls: [] as number[],
@@ -30,7 +34,11 @@ vi.mock('../../../src/native/addon.js', () => ({
       TUN_F_USO4: 0x20,
       TUN_F_USO6: 0x40,
     },
-    tunOpen: (name: string) => ({ fd: 7, name }),
+    tunOpen: (name: string, flags?: { vnetHdr?: boolean }) => {
+      const error = flags?.vnetHdr ? kernel.refuseVnetHdr() : undefined;
+      if (error) throw error;
+      return { fd: 7, name };
+    },
     tunSetOffload: (_fd: number, flags: number) => {
       kernel.offloadCalls.push(flags);
       const error = kernel.refuseOffload(flags);
@@ -73,6 +81,7 @@ vi.mock('../../../src/native/addon.js', () => ({
   }),
 }));
 
+const { Dataplane } = await import('../../../agent/dataplane.js');
 const { KernelTun } = await import('../../../src/dataplane/kernel-tun.js');
 const { KernelUdp } = await import('../../../src/dataplane/kernel-udp.js');
 const { PacketBatch, PacketList } = await import('../../../src/dataplane/io.js');
@@ -82,6 +91,7 @@ const TSO4 = 0x02;
 const USO = 0x20 | 0x40;
 
 beforeEach(() => {
+  kernel.refuseVnetHdr = () => undefined;
   kernel.refuseOffload = () => undefined;
   kernel.offloadCalls.length = 0;
   kernel.sendGso = (_maxSegments, n) => n;
@@ -125,7 +135,7 @@ describe('TUN offloads the kernel refuses', () => {
     expect(bare.offloadNames()).toEqual([]);
   });
 
-  it('does not hide any other error (EPERM, EBADF) behind a fallback', () => {
+  it('does not hide any other error (EPERM) behind a fallback', () => {
     kernel.refuseOffload = () => kernel.errno('EPERM');
     expect(() => KernelTun.open('weft0', { vnetHdr: true }).enableOffloads()).toThrow(/EPERM/);
     expect(kernel.offloadCalls).toHaveLength(1);
@@ -177,5 +187,53 @@ describe('UDP GSO the underlay refuses', () => {
     const plain = KernelUdp.open('192.0.2.1', 4790, { gso: false, onGsoRefused: (e) => refusals.push(e) });
     expect(() => plain.sendSegmented(batchOf(1), gpe)).toThrow(/EIO/);
     expect(refusals).toEqual([]);
+  });
+});
+
+describe("the agent's data plane on a kernel that refuses the TUN's virtio header", () => {
+  const settings = {
+    tunName: 'weft0',
+    underlayAddress: '192.0.2.1',
+    dataPort: 6784,
+    vni: 1,
+    mtu: 1376,
+    offload: true,
+    partialChecksums: true,
+  };
+
+  const openLogged = async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const dataplane = await Dataplane.open(settings, log);
+    const messages = lines.map((line) => JSON.parse(line) as { level: number; msg: string });
+    return { dataplane, messages };
+  };
+
+  it('runs without TUN offloads, says so, and does not offer to complete partial checksums', async () => {
+    kernel.refuseVnetHdr = () => kernel.errno('EINVAL');
+    const { dataplane, messages } = await openLogged();
+    expect(kernel.offloadCalls).toEqual([]);
+    expect(dataplane.description).toBe('userspace, batched (recvmmsg/sendmmsg), offloads: UDP GSO, UDP GRO');
+    expect(dataplane.features).toEqual([]);
+    const warnings = messages.filter((m) => m.level === 40).map((m) => m.msg);
+    expect(warnings).toEqual([
+      'the kernel refused IFF_VNET_HDR; running without TUN offloads',
+      'some data-plane offloads are unavailable; throughput will be lower',
+    ]);
+    dataplane.close();
+  });
+
+  it('with the header granted, offers partial checksums and logs the offloads as on', async () => {
+    const { dataplane, messages } = await openLogged();
+    expect(dataplane.description).toContain('TUN tso4');
+    expect(dataplane.features).toHaveLength(1);
+    expect(messages.filter((m) => m.level === 40)).toEqual([]);
+    expect(messages.map((m) => m.msg)).toContain('data-plane offloads on');
+    dataplane.close();
+  });
+
+  it('stops with the error when the kernel refuses the header for another reason', async () => {
+    kernel.refuseVnetHdr = () => kernel.errno('EPERM');
+    await expect(Dataplane.open(settings, pino({ level: 'silent' }))).rejects.toThrow(/EPERM/);
   });
 });
