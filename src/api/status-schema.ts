@@ -63,7 +63,7 @@ export const controlPlanePeerSchema = z.object({
   version: z.string(),
   state: z.enum(['reachable', 'unreachable']),
   lastSeenMs: z.number(),
-  /** libp2p ping over the direct connection; null without one. */
+  /** libp2p ping over the direct connection, in whole milliseconds (libp2p's clock); null without one. */
   rttMs: z.number().nonnegative().nullable(),
   /** Pods with an address on the peer, from its last topology record; null if it does not say. */
   addressesInUse: count.nullable(),

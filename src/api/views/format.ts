@@ -49,6 +49,16 @@ export function millis(ms: number | null | undefined): string {
   return `${count(ms)} ms`;
 }
 
+/**
+ * A round trip timed by libp2p, which reads the clock in whole milliseconds: "<1 ms" for a
+ * sub-millisecond link (libp2p says 0), "3 ms"; "-" when unknown.
+ */
+export function wholeMillis(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '-';
+  if (ms < 1) return '<1 ms';
+  return `${count(ms)} ms`;
+}
+
 /** How long ago, coarse: "0.4 s ago", "12 s ago", "5 min ago", "3 h ago". */
 export function ago(thenMs: number, nowMs: number): string {
   const s = Math.max(0, nowMs - thenMs) / 1000;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { StatusReport } from '../status-report.js';
 import { STATUS_SCHEMA_VERSION } from '../status-schema.js';
-import { addressCount, ago, cidrList, count, millis, shortPeerId, table } from './format.js';
+import { addressCount, ago, cidrList, count, millis, shortPeerId, table, wholeMillis } from './format.js';
 
 export const peerRowSchema = z.object({
   name: z.string(),
@@ -11,6 +11,7 @@ export const peerRowSchema = z.object({
   /** `static`: a peer from the peer file, no control plane to say more. */
   state: z.enum(['self', 'reachable', 'unreachable', 'static']),
   lastSeenMs: z.number().nullable(),
+  /** libp2p's round trip, whole milliseconds (0 on a sub-millisecond link). */
   rttMs: z.number().nullable(),
   icmp: z
     .object({
@@ -101,7 +102,7 @@ export function renderPeers(view: PeersView): string {
     p.underlayAddress,
     p.state,
     p.lastSeenMs === null ? '-' : ago(p.lastSeenMs, view.generatedAtMs),
-    millis(p.rttMs),
+    wholeMillis(p.rttMs),
     p.icmp === null ? '-' : p.icmp.reachable ? millis(p.icmp.rttMs) : 'no reply',
     p.icmp?.pmtu == null ? '-' : `${p.icmp.pmtu} B`,
     cidrList(p.cidrs),

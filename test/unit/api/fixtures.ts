@@ -46,7 +46,7 @@ export function clusterReport(): StatusReport {
           version: '0.1.0',
           state: 'reachable',
           lastSeenMs: NOW - 420,
-          rttMs: 0.412,
+          rttMs: 2,
           addressesInUse: 80,
         },
       ],

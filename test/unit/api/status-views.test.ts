@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { StatusReport } from '../../../src/api/status-report.js';
 import { statusReportSchema } from '../../../src/api/status-schema.js';
+import { wholeMillis } from '../../../src/api/views/format.js';
 import { type StatusViewName, showView, statusViews } from '../../../src/api/views/index.js';
 import { awaitingConsensusReport, clusterReport, staticReport } from './fixtures.js';
 
@@ -48,7 +49,7 @@ describe('columns and facts the views must show', () => {
     const rows = text.split('\n').slice(1, 4);
     expect(rows[0]).toMatch(/^n1 \(this node\) .*self/);
     expect(rows[1]).toMatch(
-      /^n2 .*…2222bbbb .*192\.168\.198\.2 .*reachable .*0\.4 s ago .*0\.412 ms .*0\.087 ms .*1500 B/,
+      /^n2 .*…2222bbbb .*192\.168\.198\.2 .*reachable .*0\.4 s ago +2 ms +0\.087 ms .*1500 B/,
     );
     expect(rows[2]).toMatch(/^n3 .*unreachable .*95 s ago/);
   });
@@ -125,5 +126,23 @@ describe('the report schema', () => {
     const missingDropReason = clusterReport();
     delete (missingDropReason.dataplane.counters.dropped as Partial<Record<string, number>>).oversize;
     expect(statusReportSchema.safeParse(missingDropReason).success).toBe(false);
+  });
+});
+
+describe('round-trip formatting', () => {
+  test("libp2p's whole-millisecond RTT: 0 reads as under a millisecond, not as 0.000 ms", () => {
+    expect(wholeMillis(0)).toBe('<1 ms');
+    expect(wholeMillis(0.5)).toBe('<1 ms');
+    expect(wholeMillis(3)).toBe('3 ms');
+    expect(wholeMillis(1234)).toBe('1,234 ms');
+    expect(wholeMillis(null)).toBe('-');
+  });
+
+  test('a sub-millisecond peer reads "<1 ms" in the peers table, its ICMP RTT keeps microseconds', () => {
+    const report = clusterReport();
+    const n2 = report.controlPlane?.peers.find((p) => p.name === 'n2');
+    if (n2 === undefined) throw new Error('fixture lacks n2');
+    n2.rttMs = 0;
+    expect(showView('peers', report, false)).toMatch(/^n2 .* reachable +0\.4 s ago +<1 ms +0\.087 ms /m);
   });
 });

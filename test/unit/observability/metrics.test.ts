@@ -32,7 +32,7 @@ describe('AgentMetrics', () => {
     expect(sample(text, 'weft_ipam_unreachable_addresses')).toBe(393_216);
     expect(sample(text, 'weft_ipam_unreachable_ratio')).toBe(0.375);
     expect(sample(text, 'weft_ipam_pending_allocations')).toBe(0);
-    expect(sample(text, 'weft_peer_rtt_seconds{peer="n2",method="libp2p"}')).toBeCloseTo(0.000412, 9);
+    expect(sample(text, 'weft_peer_rtt_seconds{peer="n2",method="libp2p"}')).toBeCloseTo(0.002, 9);
     expect(sample(text, 'weft_peer_rtt_seconds{peer="n2",method="icmp"}')).toBeCloseTo(0.000087, 9);
     expect(sample(text, 'weft_peer_path_mtu_bytes{peer="n3"}')).toBe(1400);
     expect(text).toContain('process_cpu_seconds_total');
