@@ -84,7 +84,7 @@ export class AgentMetrics {
     });
     gauge(
       'weft_peer_rtt_seconds',
-      'Round trip to each peer: libp2p ping on the gossip connection, ICMP echo on the underlay',
+      'Round trip to each peer: libp2p ping on the gossip connection (whole milliseconds, so 0 below one), ICMP echo on the underlay',
       ['peer', 'method'],
       (g, r) => {
         for (const p of r.controlPlane?.peers ?? [])
